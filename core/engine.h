@@ -1,0 +1,248 @@
+/* engine.h - durable collections of values: log segments and checkpoints. */
+#ifndef LODEFS_ENGINE_H
+#define LODEFS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+
+/*
+ * The engine is LlamaIndex's BaseKVStore made durable: named collections
+ * ("docstore/data", "vector_store/default", ...) of keys, each holding one
+ * value.  A value is one of:
+ *
+ *   ENGINE_JSON  a JSON object, kept as compact UTF-8 text
+ *   ENGINE_BLOB  raw bytes (document content)
+ *   ENGINE_VEC   float32[dim]; every key of one collection has the same dim
+ *
+ * Collection names and keys are non-empty UTF-8 strings without NUL, keys
+ * at most ENGINE_KEY_MAX bytes; anything else is -EINVAL.
+ *
+ * Writes go in batches.  engine_commit() writes the batch as one immutable,
+ * xxh3-checksummed segment object (PREFIX/log/<writer>/<seq>.seg), returns
+ * only once the backend says it is durable, then applies it in memory.  On
+ * any error nothing is applied.  Checkpoints compact the state into objects
+ * that load fast (vectors contiguous per collection); opening loads the
+ * newest checkpoint and replays later segments, ignoring a torn tail that
+ * was never acknowledged.  Each open engine is one writer with its own id,
+ * so no two writers ever write the same object; replay orders batches by a
+ * hybrid logical clock, ties broken by writer id (last writer wins per key).
+ *
+ * Thread safety: any number of readers and one committer at a time; the
+ * engine locks internally (a rwlock).  Callbacks run under the read lock
+ * and must not call engine functions that write.
+ */
+
+#define ENGINE_KEY_MAX 4096
+
+enum engine_type {
+	ENGINE_NONE = 0, /* deleted / absent */
+	ENGINE_JSON = 1,
+	ENGINE_BLOB = 2,
+	ENGINE_VEC = 3,
+};
+
+struct engine;
+struct engine_batch;
+
+struct engine_opts {
+	/* Writer id ([0-9a-z-]{1,32}); NULL picks a fresh random one. */
+	const char *writer;
+	/*
+	 * Take a checkpoint automatically after this many segments since the
+	 * last one (0: only when engine_checkpoint() is called).
+	 */
+	unsigned checkpoint_segments;
+	/* Open read-only: commits fail with -EROFS, nothing is written. */
+	int read_only;
+};
+
+/*
+ * Opens (creating if empty) the store held by `be`, which stays owned by the
+ * caller and must outlive the engine.  `opts` may be NULL.  Returns
+ * -EUCLEAN with a reason in engine_last_error() if the store is damaged
+ * beyond a torn tail, -EPROTO if its format is newer than this program.
+ */
+int engine_open(struct backend *be, const struct engine_opts *opts,
+		struct engine **out);
+
+/* Closes the engine (no implicit checkpoint).  Accepts NULL. */
+void engine_close(struct engine *e);
+
+/*
+ * Human-readable reason for the last failed engine_open / engine_commit /
+ * engine_checkpoint in this thread, or "" (static storage).
+ */
+const char *engine_last_error(void);
+
+/* --- batches -------------------------------------------------------------- */
+
+/* A new empty batch; NULL on out of memory.  Free with engine_batch_free. */
+struct engine_batch *engine_batch_new(void);
+void engine_batch_free(struct engine_batch *b); /* accepts NULL */
+
+/*
+ * Records in a batch apply in order; the batch copies every argument.  Each
+ * returns 0, or -EINVAL for invalid input (see above; JSON must parse and
+ * be an object, a vector needs dim >= 1, values are at most
+ * ENGINE_VALUE_MAX bytes) or -ENOMEM.  A batch is all or nothing: after a
+ * failed call the record is not added and engine_commit() of the batch
+ * fails with the same error, saying why in engine_last_error().
+ * JSON is stored with the whitespace between tokens removed; everything
+ * else (key order, number spelling, escapes) is kept as given.
+ */
+#define ENGINE_VALUE_MAX 0xfffffffeu
+
+int engine_batch_put_json(struct engine_batch *b, const char *coll,
+			  const char *key, const char *json, size_t len);
+int engine_batch_put_blob(struct engine_batch *b, const char *coll,
+			  const char *key, const void *data, size_t len);
+int engine_batch_put_vec(struct engine_batch *b, const char *coll,
+			 const char *key, const float *v, uint32_t dim);
+int engine_batch_del(struct engine_batch *b, const char *coll, const char *key);
+/* Deletes every key of the collection (as of when the batch applies). */
+int engine_batch_drop(struct engine_batch *b, const char *coll);
+
+/* Number of records and payload bytes in the batch so far. */
+size_t engine_batch_count(const struct engine_batch *b);
+size_t engine_batch_bytes(const struct engine_batch *b);
+
+/*
+ * Validates the batch against the current state (JSON parses and is an
+ * object, vector dim matches the collection, type of a key does not change
+ * within a collection), writes it durably as one segment and applies it.
+ * Returns 0; -EINVAL if a record is invalid (nothing written); a backend
+ * error such as -EIO or -ENOSPC (nothing applied, the batch can be
+ * committed again).  An empty batch commits nothing and returns 0.  The
+ * batch is not freed.
+ */
+int engine_commit(struct engine *e, struct engine_batch *b);
+
+/* --- reads ---------------------------------------------------------------- */
+
+/*
+ * Copies the value of coll/key.  *data is malloc'd (free() it), NUL
+ * terminated after *len bytes; for ENGINE_VEC it holds dim floats and *len
+ * is 4*dim.  *type may be NULL.  Returns -ENOENT if absent.
+ */
+int engine_get(struct engine *e, const char *coll, const char *key,
+	       enum engine_type *type, void **data, size_t *len);
+
+/* Returns 1 if coll/key exists, else 0. */
+int engine_exists(struct engine *e, const char *coll, const char *key);
+
+/*
+ * Called for each live key of a collection in ascending key order (memcmp),
+ * with borrowed pointers valid for the call only.  A non-zero return stops
+ * and is returned by engine_foreach.
+ */
+typedef int engine_foreach_fn(void *arg, const char *key, enum engine_type type,
+			      const void *data, size_t len);
+int engine_foreach(struct engine *e, const char *coll, engine_foreach_fn *fn,
+		   void *arg);
+
+/* Number of live keys in a collection (0 if it does not exist). */
+size_t engine_count(struct engine *e, const char *coll);
+
+/* Calls fn(arg, name) for each non-empty collection, in name order. */
+typedef int engine_coll_fn(void *arg, const char *coll);
+int engine_collections(struct engine *e, engine_coll_fn *fn, void *arg);
+
+/*
+ * A read-only view of a vector collection: `n` rows of `dim` floats, row i
+ * at data + i*dim, contiguous in one block or a few (see `blocks`); keys[i]
+ * is the key of row i or NULL for a dead row.  Valid only inside the
+ * callback of engine_with_vecs.
+ */
+struct engine_vec_block {
+	const float *data;
+	size_t n;
+	const char *const *keys;
+};
+
+struct engine_vecs {
+	uint32_t dim;
+	size_t live; /* live rows over all blocks */
+	size_t nblocks;
+	const struct engine_vec_block *blocks;
+};
+
+typedef int engine_vecs_fn(void *arg, const struct engine_vecs *v);
+
+/*
+ * Runs fn under the read lock with a view of collection `coll` (must hold
+ * vectors, else -EINVAL; -ENOENT if empty/absent).  Returns fn's result.
+ */
+int engine_with_vecs(struct engine *e, const char *coll, engine_vecs_fn *fn,
+		     void *arg);
+
+/* Dimension of a vector collection, or 0 if it has none yet. */
+uint32_t engine_vec_dim(struct engine *e, const char *coll);
+
+/* --- observers ------------------------------------------------------------ */
+
+/*
+ * Called for every record applied to memory, in apply order: at open (for
+ * every live key of the checkpoint, then for replayed records) and after
+ * each commit.  For a delete, type is ENGINE_NONE and data NULL; a drop
+ * arrives as one delete per key.  Runs under the write lock; it must not
+ * call back into the engine.  Set before engine_open through
+ * engine_open_observed, or later (it is then called only for new changes).
+ */
+typedef void engine_observe_fn(void *arg, const char *coll, const char *key,
+			       enum engine_type type, const void *data,
+			       size_t len);
+
+int engine_open_observed(struct backend *be, const struct engine_opts *opts,
+			 engine_observe_fn *fn, void *arg, struct engine **out);
+
+/*
+ * Sets (fn NULL: clears) the observer of an open engine; it is called for
+ * changes applied from now on.  Waits for running readers.
+ */
+void engine_set_observer(struct engine *e, engine_observe_fn *fn, void *arg);
+
+/*
+ * Catches up with other writers sharing the store: merges checkpoints
+ * and replays segments that appeared since open (or the last refresh),
+ * calling the observer for every change applied.  Returns 0, -EUCLEAN if
+ * what appeared is damaged, or a backend error.
+ */
+int engine_refresh(struct engine *e);
+
+/* --- maintenance ---------------------------------------------------------- */
+
+/*
+ * Writes a checkpoint of the whole current state (after an implicit
+ * engine_refresh) and, once it is durable, deletes the segments and older
+ * checkpoints it covers.  Returns 0 or a
+ * negative errno (the store is unchanged and still valid on error).
+ */
+int engine_checkpoint(struct engine *e);
+
+struct engine_stats {
+	char writer[33];
+	uint64_t segments; /* segments not yet covered by a checkpoint */
+	uint64_t segment_bytes;
+	uint64_t checkpoint_bytes;
+	uint64_t commits;	  /* commits by this engine since open */
+	uint64_t last_commit_hlc; /* 0 if none */
+	uint64_t keys;		  /* live keys in all collections */
+	uint64_t mem_bytes;	  /* approximate memory held */
+};
+
+void engine_get_stats(struct engine *e, struct engine_stats *st);
+
+/*
+ * Verifies every object of the store held by `be` without opening it: the
+ * format file, every checkpoint object and segment (checksum, structure),
+ * and that replay succeeds.  Calls report(arg, key, problem) once per
+ * problem found.  Returns the number of problems (0 = clean), or a negative
+ * errno if the backend failed.  A torn tail segment is reported as a
+ * warning through report with problem starting "warning:" and not counted.
+ */
+typedef void engine_report_fn(void *arg, const char *key, const char *problem);
+int engine_fsck(struct backend *be, engine_report_fn *report, void *arg);
+
+#endif

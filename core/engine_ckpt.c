@@ -1,0 +1,393 @@
+/* engine_ckpt.c - writing checkpoints and collecting what they cover. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "core/engine_int.h"
+
+/* True if a tombstone is young enough to go into the checkpoint. */
+static bool eng_tomb_keep(const struct eng_ent *s, uint64_t cut)
+{
+	return s->hlc >= cut;
+}
+
+static bool eng_kv_wants(const struct eng_ent *s, uint64_t cut)
+{
+	if (!s->key || s->type == ENGINE_VEC)
+		return false;
+	return s->type != ENGINE_NONE || eng_tomb_keep(s, cut);
+}
+
+/* Collections that need a section in the kv object. */
+static bool eng_kv_coll_wanted(const struct eng_coll *c, uint64_t cut,
+			       size_t *nent, size_t *bytes)
+{
+	size_t i, n = 0, sz = ENG_KV_COLL + ENG_PAD8(strlen(c->name) + 1);
+
+	for (i = 0; i < c->cap; i++) {
+		const struct eng_ent *s = &c->slots[i];
+
+		if (!eng_kv_wants(s, cut))
+			continue;
+		n++;
+		sz += ENG_KV_ENT +
+		      ENG_PAD8(strlen(s->key) + (s->val ? s->len : 0) + 2);
+	}
+	*nent = n;
+	*bytes = sz;
+	return n || c->drop_hlc;
+}
+
+static int eng_kv_build(struct engine *e, uint64_t cut, struct eng_buf *b)
+{
+	size_t i, j, total = ENG_KV_HDR, nent, bytes;
+	uint32_t ncoll = 0;
+
+	for (i = 0; i < e->ncolls; i++) {
+		if (eng_kv_coll_wanted(e->colls[i], cut, &nent, &bytes)) {
+			total += bytes;
+			ncoll++;
+		}
+	}
+	if (eng_buf_reserve(b, total))
+		return -ENOMEM;
+	eng_buf_put(b, ENG_KV_MAGIC, ENG_MAGIC_LEN);
+	eng_buf_u32(b, ENG_FORMAT_VERSION);
+	eng_buf_u32(b, ncoll);
+	for (i = 0; i < e->ncolls; i++) {
+		const struct eng_coll *c = e->colls[i];
+		size_t nl = strlen(c->name);
+
+		if (!eng_kv_coll_wanted(c, cut, &nent, &bytes))
+			continue;
+		eng_buf_u32(b, (uint32_t)nl);
+		eng_buf_u32(b, 0);
+		eng_buf_u64(b, nent);
+		eng_buf_u64(b, c->drop_hlc);
+		eng_buf_u32(b, c->drop_hlc ? c->drop_writer : 0);
+		eng_buf_u32(b, 0);
+		eng_buf_put(b, c->name, nl + 1);
+		eng_buf_align(b, 8);
+		for (j = 0; j < c->cap; j++) {
+			const struct eng_ent *s = &c->slots[j];
+			size_t kl;
+
+			if (!eng_kv_wants(s, cut))
+				continue;
+			kl = strlen(s->key);
+			eng_buf_u64(b, s->hlc);
+			eng_buf_u32(b, s->writer);
+			eng_buf_u8(b, s->type);
+			eng_buf_u8(b, 0);
+			eng_buf_u16(b, 0);
+			eng_buf_u32(b, (uint32_t)kl);
+			eng_buf_u32(b, s->val ? s->len : 0);
+			eng_buf_put(b, s->key, kl + 1);
+			if (s->val)
+				eng_buf_put(b, s->val, s->len);
+			eng_buf_u8(b, 0);
+			eng_buf_align(b, 8);
+		}
+	}
+	return b->err;
+}
+
+/* One vector collection: live rows packed in row order, then their keys. */
+static int eng_vec_build(struct engine *e, const struct eng_coll *c,
+			 struct eng_buf *b)
+{
+	size_t nl = strlen(c->name), off, keys = 0, i, r;
+	size_t rowbytes = (size_t)c->dim * sizeof(float);
+
+	off = ENG_VEC_HDR + nl + 1;
+	off = (off + 63) & ~(size_t)63;
+	for (i = 0; i < c->nvb; i++) {
+		for (r = 0; r < c->vb[i].n; r++) {
+			if (c->vb[i].keys[r])
+				keys += ENG_VEC_ROW +
+					ENG_PAD8(strlen(c->vb[i].keys[r]) + 1);
+		}
+	}
+	if (eng_buf_reserve(b, off + c->vec_live * rowbytes + keys))
+		return -ENOMEM;
+	eng_buf_put(b, ENG_VEC_MAGIC, ENG_MAGIC_LEN);
+	eng_buf_u32(b, ENG_FORMAT_VERSION);
+	eng_buf_u32(b, c->dim);
+	eng_buf_u64(b, c->vec_live);
+	eng_buf_u64(b, off);
+	eng_buf_u32(b, (uint32_t)nl);
+	eng_buf_u32(b, 0);
+	eng_buf_put(b, c->name, nl + 1);
+	eng_buf_zero(b, off - b->len);
+	for (i = 0; i < c->nvb; i++) {
+		const struct eng_vblock *vb = &c->vb[i];
+
+		for (r = 0; r < vb->n; r++) {
+			if (vb->keys[r])
+				eng_buf_put(b, vb->data + r * c->dim, rowbytes);
+		}
+	}
+	for (i = 0; i < c->nvb; i++) {
+		const struct eng_vblock *vb = &c->vb[i];
+
+		for (r = 0; r < vb->n; r++) {
+			const struct eng_ent *s;
+			size_t kl;
+
+			if (!vb->keys[r])
+				continue;
+			s = eng_ent_find(c, vb->keys[r]);
+			kl = strlen(vb->keys[r]);
+			eng_buf_u64(b, s->hlc);
+			eng_buf_u32(b, s->writer);
+			eng_buf_u32(b, (uint32_t)kl);
+			eng_buf_put(b, vb->keys[r], kl + 1);
+			eng_buf_align(b, 8);
+		}
+	}
+	return b->err;
+}
+
+/*
+ * The packed vec object just written holds exactly the live rows: use it
+ * as the collection's only block, dropping dead rows and old blocks.  This
+ * changes nothing visible, so it is safe even if the checkpoint fails
+ * later.  On success the buffer is taken from b.
+ */
+static void eng_vec_adopt(struct engine *e, struct eng_coll *c,
+			  struct eng_buf *b)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&e->lock);
+	rc = eng_map_keep(e, b->p, b->len, NULL);
+	if (!rc) {
+		rc = eng_vec_compact(e, c, b->p, b->len);
+		if (rc)
+			e->nmaps--; /* not adopted: b keeps the buffer */
+	}
+	pthread_rwlock_unlock(&e->lock);
+	if (!rc)
+		memset(b, 0, sizeof(*b));
+}
+
+/* Puts one checkpoint object and records it in the manifest. */
+static int eng_ckpt_put(struct engine *e, const char *id, struct eng_mobj *o,
+			const struct eng_buf *b)
+{
+	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
+	char key[ENG_NAME_MAX];
+	int rc;
+
+	snprintf(key, sizeof(key), "ckpt/%s/%s", id, o->name);
+	o->size = b->len;
+	o->xxh3 = XXH3_64bits(b->p, b->len);
+	rc = backend_put(e->be, key, b->p, b->len, &absent);
+	if (rc)
+		return eng_fail(rc, "cannot write %s", key);
+	return 0;
+}
+
+struct eng_gc {
+	struct engine *e;
+	const char *id;
+	char (*ids)[ENG_CKPT_ID_MAX + 1];
+	size_t nids, capids;
+};
+
+static int eng_gc_seg_fn(void *arg, const char *key, uint64_t size)
+{
+	struct eng_gc *g = arg;
+	char w[ENG_WRITER_MAX + 1];
+	uint64_t seq;
+	size_t i;
+
+	if (eng_seg_parse_name(key, w, &seq))
+		return 0;
+	for (i = 0; i < g->e->nwriters; i++) {
+		if (strcmp(g->e->writers[i].id, w) == 0) {
+			if (seq <= g->e->writers[i].seen)
+				backend_del(g->e->be, key);
+			break;
+		}
+	}
+	return 0;
+}
+
+static int eng_gc_ckpt_fn(void *arg, const char *key, uint64_t size)
+{
+	struct eng_gc *g = arg;
+	char id[ENG_CKPT_ID_MAX + 1], obj[64];
+	void *p;
+
+	if (eng_ckpt_parse_name(key, id, obj, sizeof(obj)) ||
+	    strcmp(id, g->id) >= 0)
+		return 0;
+	if (g->nids && strcmp(g->ids[g->nids - 1], id) == 0)
+		return 0;
+	if (g->nids == g->capids) {
+		size_t cap = g->capids ? g->capids * 2 : 8;
+
+		p = realloc(g->ids, cap * sizeof(g->ids[0]));
+		if (!p)
+			return -ENOMEM;
+		g->ids = p;
+		g->capids = cap;
+	}
+	strcpy(g->ids[g->nids++], id);
+	return 0;
+}
+
+/*
+ * Deletes what the new checkpoint `id` makes redundant: covered segments,
+ * older checkpoints it subsumes, abandoned ones.  Failures are harmless.
+ */
+static void eng_ckpt_gc(struct engine *e, const char *id, uint64_t hlc)
+{
+	struct eng_gc g = { .e = e, .id = id };
+	size_t i, j;
+
+	backend_list(e->be, "log/", eng_gc_seg_fn, &g);
+	backend_list(e->be, "ckpt/", eng_gc_ckpt_fn, &g);
+	for (i = 0; i < g.nids; i++) {
+		char key[ENG_NAME_MAX], w[ENG_WRITER_MAX + 1];
+		struct eng_manifest m;
+		bool del = true;
+		const char *why;
+		uint64_t chlc;
+		size_t len;
+		void *p;
+
+		snprintf(key, sizeof(key), "ckpt/%s/manifest", g.ids[i]);
+		if (backend_get(e->be, key, &p, &len) == 0) {
+			if (eng_manifest_parse(p, len, &m, &why) == 0) {
+				/* keep it if it covers what we have not seen */
+				for (j = 0; j < m.nwriters && del; j++) {
+					uint32_t wi = eng_writer_get(
+						e, m.writers[j].id);
+
+					del = wi != ENG_NO_WRITER &&
+					      m.writers[j].seq <=
+						      e->writers[wi].seen;
+				}
+				eng_manifest_free(&m);
+				free(p);
+				if (del)
+					eng_ckpt_delete(e, g.ids[i]);
+				continue;
+			}
+			free(p);
+		}
+		/* no valid manifest: abandoned, or still being written */
+		if (eng_ckpt_parse_id(g.ids[i], &chlc, w) == 0 &&
+		    (strcmp(w, e->writers[e->self].id) == 0 ||
+		     (chlc >> 16) + ENG_CKPT_GRACE_MS < (hlc >> 16)))
+			eng_ckpt_delete(e, g.ids[i]);
+	}
+	free(g.ids);
+}
+
+int eng_checkpoint_locked(struct engine *e)
+{
+	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
+	struct eng_manifest m = { 0 };
+	struct eng_buf b = { 0 };
+	char key[ENG_NAME_MAX], *text = NULL;
+	uint64_t hlc, cut, total = 0;
+	size_t i, nvec = 0, len;
+	int rc;
+
+	if (e->read_only)
+		return eng_fail(-EROFS, "engine is read-only");
+	if (e->broken)
+		return eng_fail(-EIO, "engine state is incomplete; reopen");
+	rc = eng_sync(e, false);
+	if (rc)
+		return rc;
+
+	hlc = eng_hlc_next(e);
+	cut = hlc - (ENG_TOMB_GRACE_MS << 16);
+	cut = cut > hlc ? 0 : cut;
+	snprintf(m.id, sizeof(m.id), "%016llx-%s", (unsigned long long)hlc,
+		 e->writers[e->self].id);
+	m.hlc = hlc;
+	m.nwriters = e->nwriters;
+	for (i = 0; i < e->ncolls; i++)
+		nvec += e->colls[i]->vec_live > 0;
+	m.writers = calloc(e->nwriters + 1, sizeof(*m.writers));
+	m.objs = calloc(nvec + 2, sizeof(*m.objs));
+	if (!m.writers || !m.objs) {
+		rc = eng_fail(-ENOMEM, "out of memory");
+		goto out_free;
+	}
+	for (i = 0; i < e->nwriters; i++) {
+		strcpy(m.writers[i].id, e->writers[i].id);
+		m.writers[i].seq = e->writers[i].seen;
+	}
+
+	/* Readers may run meanwhile; commits wait on commit_lock. */
+	strcpy(m.objs[0].name, "kv");
+	m.nobjs = 1;
+	rc = eng_kv_build(e, cut, &b);
+	if (!rc)
+		rc = eng_ckpt_put(e, m.id, &m.objs[0], &b);
+	eng_buf_free(&b);
+	if (rc)
+		goto out_undo;
+	for (i = 0; i < e->ncolls; i++) {
+		struct eng_coll *c = e->colls[i];
+		struct eng_mobj *o = &m.objs[m.nobjs];
+
+		if (!c->vec_live)
+			continue;
+		snprintf(o->name, sizeof(o->name), "vec-%zu", m.nobjs - 1);
+		o->coll = c->name; /* borrowed; not freed below */
+		o->dim = c->dim;
+		o->rows = c->vec_live;
+		m.nobjs++;
+		rc = eng_vec_build(e, c, &b);
+		if (!rc)
+			rc = eng_ckpt_put(e, m.id, o, &b);
+		if (!rc)
+			eng_vec_adopt(e, c, &b);
+		eng_buf_free(&b);
+		if (rc)
+			goto out_undo;
+	}
+
+	/* The manifest goes last: until it exists the checkpoint is not. */
+	rc = eng_manifest_build(&m, &text, &len);
+	if (rc) {
+		rc = eng_fail(rc, "out of memory");
+		goto out_undo;
+	}
+	snprintf(key, sizeof(key), "ckpt/%s/manifest", m.id);
+	rc = backend_put(e->be, key, text, len, &absent);
+	if (rc) {
+		rc = eng_fail(rc, "cannot write %s", key);
+		goto out_undo;
+	}
+	for (i = 0; i < m.nobjs; i++)
+		total += m.objs[i].size;
+	eng_ckpt_remember(e, m.id);
+	eng_ckpt_gc(e, m.id, hlc);
+	pthread_rwlock_wrlock(&e->lock);
+	eng_purge_tombs(e, cut);
+	e->segments = 0;
+	e->segment_bytes = 0;
+	e->checkpoint_bytes = total + len;
+	pthread_rwlock_unlock(&e->lock);
+	rc = 0;
+	goto out_free;
+out_undo:
+	eng_ckpt_delete(e, m.id);
+out_free:
+	free(text);
+	for (i = 0; m.objs && i < m.nobjs; i++)
+		m.objs[i].coll = NULL;
+	eng_manifest_free(&m);
+	return rc;
+}

@@ -1,0 +1,389 @@
+/* engine_int.h - internals shared by the engine's source files only. */
+#ifndef LODEFS_ENGINE_INT_H
+#define LODEFS_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+
+/*
+ * Checkpoints are used in place (vectors straight out of the mapped object),
+ * so the on-disk byte order must be the host's.
+ */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "lodefs uses checkpoints in place and needs a little-endian host"
+#endif
+
+#define ENG_FORMAT_VERSION 1
+#define ENG_WRITER_MAX	   32
+#define ENG_FORMAT_KEY	   "lodefs.format"
+#define ENG_SEG_MAGIC	   "LODEFSSG"
+#define ENG_KV_MAGIC	   "LODEFSKV"
+#define ENG_VEC_MAGIC	   "LODEFSVC"
+#define ENG_MAGIC_LEN	   8
+#define ENG_SEG_HDR	   64
+#define ENG_REC_HDR	   24
+#define ENG_TRAILER	   8
+#define ENG_NO_WRITER	   UINT32_MAX
+/* checkpoint object layouts: see engine_load.c */
+#define ENG_KV_HDR  16
+#define ENG_KV_COLL 32
+#define ENG_KV_ENT  24
+#define ENG_VEC_HDR 40
+#define ENG_VEC_ROW 16
+#define ENG_PAD8(x) (((x) + 7) & ~(size_t)7)
+/* ckpt id: 16 hex digits of HLC, '-', writer id */
+#define ENG_CKPT_ID_MAX (16 + 1 + ENG_WRITER_MAX)
+/* Longest object name the engine builds (log/<w>/<seq>.seg, ckpt/...). */
+#define ENG_NAME_MAX 128
+
+/*
+ * Tombstones (deleted keys with their stamp) are carried in checkpoints for
+ * this long, so that a segment from a writer whose clock lags by less than
+ * this still loses to a newer delete.  Checkpoints without a manifest left
+ * by another writer are removed only once this old (it may be writing it).
+ */
+#define ENG_TOMB_GRACE_MS (24ULL * 3600 * 1000)
+#define ENG_CKPT_GRACE_MS (3600ULL * 1000)
+
+/* Above this many bytes of segments to replay, read headers first. */
+#define ENG_REPLAY_PRELOAD_MAX (64u << 20)
+
+/* Owned vector blocks grow by doubling up to this many rows, then chain. */
+#define ENG_VBLOCK_MAX_ROWS (1u << 16)
+
+enum eng_op {
+	ENG_OP_PUT = 1,
+	ENG_OP_DEL = 2,
+	ENG_OP_DROP = 3,
+};
+
+/* --- errors --------------------------------------------------------------- */
+
+/* Sets this thread's engine_last_error() text and returns rc. */
+int eng_fail(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void eng_clear_error(void);
+
+/* --- growable byte buffer ------------------------------------------------- */
+
+struct eng_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+	int err; /* sticky: -ENOMEM once any append failed */
+};
+
+/* Makes room for n more bytes; returns 0 or -ENOMEM (also sticky). */
+int eng_buf_reserve(struct eng_buf *b, size_t n);
+void eng_buf_put(struct eng_buf *b, const void *data, size_t n);
+void eng_buf_u8(struct eng_buf *b, uint8_t v);
+void eng_buf_u16(struct eng_buf *b, uint16_t v);
+void eng_buf_u32(struct eng_buf *b, uint32_t v);
+void eng_buf_u64(struct eng_buf *b, uint64_t v);
+void eng_buf_zero(struct eng_buf *b, size_t n);
+void eng_buf_align(struct eng_buf *b, size_t align);
+void eng_buf_free(struct eng_buf *b);
+
+uint16_t eng_le16(const uint8_t *p);
+uint32_t eng_le32(const uint8_t *p);
+uint64_t eng_le64(const uint8_t *p);
+void eng_put_le64(uint8_t *p, uint64_t v);
+
+/* --- batches -------------------------------------------------------------- */
+
+/* A batch is its records already encoded as they go into the segment. */
+struct engine_batch {
+	struct eng_buf recs;
+	size_t count;
+	size_t bytes;
+	int err; /* first failed engine_batch_* call: commit fails */
+	char why[512];
+};
+
+/* --- names and validation ------------------------------------------------- */
+
+int eng_writer_valid(const char *w);
+/* 0 if s is non-empty valid UTF-8 of at most max bytes without NUL. */
+int eng_name_valid(const char *s, size_t len, size_t max);
+uint64_t eng_now_ms(void);
+void eng_seg_name(char *out, const char *writer, uint64_t seq);
+/* Parses log/<writer>/<16 hex>.seg; returns 0 or -EINVAL. */
+int eng_seg_parse_name(const char *key, char *writer, uint64_t *seq);
+/* Parses ckpt/<id>/<object>; id and object are copied out. */
+int eng_ckpt_parse_name(const char *key, char *id, char *obj, size_t objmax);
+/* Splits a ckpt id into its HLC and writer. */
+int eng_ckpt_parse_id(const char *id, uint64_t *hlc, char *writer);
+
+/* --- records and segments ------------------------------------------------- */
+
+struct eng_rec {
+	uint8_t op;
+	uint8_t type;
+	const char *coll; /* NUL-terminated in the buffer */
+	size_t coll_len;
+	const char *key; /* NUL-terminated in the buffer; "" for a drop */
+	size_t key_len;
+	const uint8_t *val;
+	size_t len;
+};
+
+/*
+ * Decodes the record at *pos of [p, p + n), checking its structure, and
+ * advances *pos.  Returns 0, or -EUCLEAN with *why set.
+ */
+int eng_rec_next(const uint8_t *p, size_t n, size_t *pos, struct eng_rec *r,
+		 const char **why);
+
+/* Appends one encoded record to b. */
+void eng_rec_encode(struct eng_buf *b, uint8_t op, uint8_t type,
+		    const char *coll, size_t coll_len, const char *key,
+		    size_t key_len, const void *val, size_t len);
+
+struct eng_seg_hdr {
+	uint16_t version;
+	char writer[ENG_WRITER_MAX + 1];
+	uint32_t nrec;
+	uint64_t seq;
+	uint64_t hlc;
+};
+
+/* Builds a whole segment object around `recs`; returns -ENOMEM or 0. */
+int eng_seg_encode(struct eng_buf *out, const struct eng_seg_hdr *h,
+		   const uint8_t *recs, size_t recs_len);
+/* Parses the fixed header only (first ENG_SEG_HDR bytes). */
+int eng_seg_parse_hdr(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
+		      const char **why);
+/*
+ * Verifies a whole segment.  Returns 0; -EBADMSG if it is short or its
+ * checksum does not match (torn or damaged); -EPROTO for a newer format;
+ * -EUCLEAN if the checksum holds but the structure does not.
+ */
+int eng_seg_verify(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
+		   const char **why);
+
+/* --- checkpoint manifest -------------------------------------------------- */
+
+struct eng_mwriter {
+	char id[ENG_WRITER_MAX + 1];
+	uint64_t seq; /* highest seq of this writer the checkpoint covers */
+};
+
+struct eng_mobj {
+	char name[32]; /* "kv", "vec-<n>" */
+	char *coll;    /* vec objects: the collection */
+	uint32_t dim;  /* vec objects */
+	uint64_t rows; /* vec objects */
+	uint64_t size;
+	uint64_t xxh3;
+};
+
+struct eng_manifest {
+	char id[ENG_CKPT_ID_MAX + 1];
+	uint64_t hlc;
+	struct eng_mwriter *writers;
+	size_t nwriters;
+	struct eng_mobj *objs;
+	size_t nobjs;
+};
+
+int eng_manifest_parse(const void *p, size_t n, struct eng_manifest *m,
+		       const char **why);
+/* Returns malloc'd text (free()) in *out of *len bytes, or -ENOMEM. */
+int eng_manifest_build(const struct eng_manifest *m, char **out, size_t *len);
+void eng_manifest_free(struct eng_manifest *m);
+
+/* --- in-memory state ------------------------------------------------------ */
+
+#define ENG_OWN 1 /* key (and the value after it) is one malloc'd block */
+
+/* One slot of a collection's open-addressing table (key NULL: empty). */
+struct eng_ent {
+	const char *key;
+	const char *val; /* JSON/BLOB: bytes, NUL after len; else NULL */
+	uint64_t hlc;	 /* stamp: batch HLC ... */
+	uint32_t writer; /* ... and writer index that last wrote the key */
+	uint32_t len;	 /* JSON/BLOB: bytes; VEC: global row */
+	uint32_t hash;
+	uint8_t type; /* ENGINE_NONE: tombstone */
+	uint8_t own;
+};
+
+struct eng_vblock {
+	float *data;	   /* read-only when !owned (mapped checkpoint) */
+	const char **keys; /* key of each row, NULL for a dead row */
+	size_t n;	   /* rows in use (live or dead) */
+	size_t cap;
+	size_t start; /* global index of row 0 */
+	bool owned;
+};
+
+struct eng_coll {
+	char *name;
+	struct eng_ent *slots;
+	size_t cap;  /* power of two, or 0 */
+	size_t used; /* live + tombstones */
+	size_t live;
+	uint64_t drop_hlc; /* newest drop applied (0: none) */
+	uint32_t drop_writer;
+	uint32_t dim; /* valid while vec_live > 0 */
+	size_t vec_live;
+	struct eng_vblock *vb;
+	size_t nvb;
+	uint32_t *free_rows; /* dead rows of owned blocks, for reuse */
+	size_t nfree;
+	size_t free_cap;
+};
+
+struct eng_writer {
+	char id[ENG_WRITER_MAX + 1];
+	uint64_t seen; /* highest seq applied, covered or skipped as torn */
+};
+
+/* A checkpoint object kept for the engine's life: values point into it. */
+struct eng_map {
+	const uint8_t *data;
+	size_t len;
+	void *cookie; /* backend_map cookie; NULL when data is malloc'd */
+};
+
+struct engine {
+	struct backend *be;
+	uint32_t self; /* our index in writers */
+	/* our id; writers may grow (realloc) under commit_lock alone */
+	char self_id[ENG_WRITER_MAX + 1];
+	bool read_only;
+	unsigned ckpt_every;
+	int broken; /* memory no longer matches the store: commits refused */
+
+	pthread_rwlock_t lock;	     /* state: readers vs apply */
+	pthread_mutex_t commit_lock; /* one committer / checkpointer */
+
+	struct eng_coll **colls; /* sorted by name */
+	size_t ncolls;
+	size_t colls_cap;
+
+	struct eng_writer *writers;
+	size_t nwriters;
+	size_t writers_cap;
+
+	struct eng_map *maps;
+	size_t nmaps;
+	size_t maps_cap;
+
+	char (*ckpts)[ENG_CKPT_ID_MAX + 1]; /* ids loaded or written */
+	size_t nckpts;
+	size_t ckpts_cap;
+
+	uint64_t hlc; /* greatest HLC seen or issued */
+	uint64_t next_seq;
+	uint64_t heap;	    /* bytes of owned keys, values, rows */
+	uint64_t conflicts; /* replayed records skipped: vector dim clash */
+
+	engine_observe_fn *obs;
+	void *obs_arg;
+
+	uint64_t segments; /* known segments not covered by a checkpoint */
+	uint64_t segment_bytes;
+	uint64_t checkpoint_bytes;
+	uint64_t commits;
+	uint64_t last_commit_hlc;
+};
+
+/* Flags for the apply functions. */
+#define ENG_STABLE  1u /* key/value live as long as the engine: no copy */
+#define ENG_OBSERVE 2u /* report the change to the observer */
+#define ENG_ADOPT   4u /* VEC: `row` already holds the data (loading) */
+
+uint64_t eng_hlc_next(struct engine *e);
+void eng_hlc_see(struct engine *e, uint64_t hlc);
+
+/* Writer index by id, added if new; ENG_NO_WRITER on out of memory. */
+uint32_t eng_writer_get(struct engine *e, const char *id);
+/* Orders two stamps: (hlc, writer id). */
+int eng_stamp_cmp(const struct engine *e, uint64_t h1, uint32_t w1, uint64_t h2,
+		  uint32_t w2);
+
+struct eng_coll *eng_coll_find(const struct engine *e, const char *name);
+struct eng_coll *eng_coll_get(struct engine *e, const char *name);
+struct eng_ent *eng_ent_find(const struct eng_coll *c, const char *key);
+int eng_coll_reserve(struct engine *e, struct eng_coll *c, size_t n);
+const float *eng_vec_row(const struct eng_coll *c, size_t row);
+void eng_colls_free(struct engine *e);
+
+/*
+ * Apply one record with stamp (hlc, w) if it is not older than the key's
+ * stamp and the collection's last drop.  Return 1 if applied, 0 if
+ * skipped as stale (or, for a vector, because its dim clashes), or -ENOMEM.
+ * For ENG_ADOPT, `row` is the global row already holding the vector; when
+ * the record is skipped the row is left dead.
+ */
+int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
+		  enum engine_type type, const void *val, size_t len,
+		  uint64_t hlc, uint32_t w, unsigned flags, size_t row);
+int eng_apply_del(struct engine *e, struct eng_coll *c, const char *key,
+		  uint64_t hlc, uint32_t w, unsigned flags);
+int eng_apply_drop(struct engine *e, struct eng_coll *c, uint64_t hlc,
+		   uint32_t w, unsigned flags);
+/* Forgets tombstones stamped before `hlc` (after a checkpoint). */
+void eng_purge_tombs(struct engine *e, uint64_t hlc);
+
+/*
+ * Installs a read-only block of `rows` vectors (from a checkpoint) as the
+ * collection's first block; the caller then adopts rows with ENG_ADOPT.
+ * Only valid while the collection holds no vector block.
+ */
+int eng_vec_install(struct engine *e, struct eng_coll *c, const float *data,
+		    size_t rows, uint32_t dim);
+
+/*
+ * Replaces a collection's vector blocks by the vec object `buf` just built
+ * from them (eng_vec_build's row order): rows and keys are then used in
+ * place; the caller keeps buf alive with eng_map_keep.  Mapped blocks
+ * that nothing uses any more are released.
+ */
+int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
+		    size_t len);
+
+/* Calls the observer with every live key (after loading checkpoints). */
+void eng_observe_all(struct engine *e);
+
+/* --- loading and replay (engine_load.c) ----------------------------------- */
+
+/* Remembers a mapped/read checkpoint object for the engine's life. */
+int eng_map_keep(struct engine *e, const uint8_t *data, size_t len,
+		 void *cookie);
+/* Releases the kept object that contains p (a vector block). */
+void eng_map_drop(struct engine *e, const void *p);
+/* Reads or maps a whole object; *cookie NULL means free(*data). */
+int eng_obj_load(struct backend *be, const char *key, const uint8_t **data,
+		 size_t *len, void **cookie);
+void eng_obj_release(struct backend *be, const uint8_t *data, void *cookie);
+
+/*
+ * Brings the engine up to date with the store: merges checkpoints it has
+ * not covered and replays new segments.  `opening`: the engine is fresh
+ * (observer sees the checkpoint's live keys, then replayed records).
+ * Caller holds commit_lock (or is opening).
+ */
+int eng_sync(struct engine *e, bool opening);
+/* Removes every object of a checkpoint, manifest first. */
+int eng_ckpt_delete(struct engine *e, const char *id);
+bool eng_ckpt_known(const struct engine *e, const char *id);
+int eng_ckpt_remember(struct engine *e, const char *id);
+
+/* Checks a kv / vec checkpoint object's structure without applying it. */
+int eng_kv_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
+		 const char **why);
+int eng_vec_check(const uint8_t *p, size_t n, const struct eng_mobj *o,
+		  size_t nwriters, const char **why);
+
+/* --- checkpoints (engine_ckpt.c) ------------------------------------------ */
+
+/* Writes a checkpoint; caller holds commit_lock. */
+int eng_checkpoint_locked(struct engine *e);
+
+#endif

@@ -1,0 +1,892 @@
+/* engine_load.c - loading checkpoints and replaying segments. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "core/engine_int.h"
+
+/* --- objects kept for the engine's life ----------------------------------- */
+
+int eng_obj_load(struct backend *be, const char *key, const uint8_t **data,
+		 size_t *len, void **cookie)
+{
+	const void *p;
+	void *buf;
+	int rc;
+
+	*cookie = NULL;
+	rc = backend_map(be, key, &p, len, cookie);
+	if (rc == 0) {
+		*data = p;
+		return 0;
+	}
+	if (rc != -ENOTSUP)
+		return rc;
+	*cookie = NULL;
+	rc = backend_get(be, key, &buf, len);
+	if (rc)
+		return rc;
+	*data = buf;
+	return 0;
+}
+
+void eng_obj_release(struct backend *be, const uint8_t *data, void *cookie)
+{
+	if (cookie)
+		backend_unmap(be, cookie);
+	else
+		free((void *)data);
+}
+
+int eng_map_keep(struct engine *e, const uint8_t *data, size_t len,
+		 void *cookie)
+{
+	if (e->nmaps == e->maps_cap) {
+		size_t cap = e->maps_cap ? e->maps_cap * 2 : 8;
+		struct eng_map *m = realloc(e->maps, cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		e->maps = m;
+		e->maps_cap = cap;
+	}
+	e->maps[e->nmaps].data = data;
+	e->maps[e->nmaps].len = len;
+	e->maps[e->nmaps].cookie = cookie;
+	e->nmaps++;
+	return 0;
+}
+
+void eng_map_drop(struct engine *e, const void *p)
+{
+	const uint8_t *q = p;
+	size_t i;
+
+	for (i = 0; i < e->nmaps; i++) {
+		struct eng_map *m = &e->maps[i];
+
+		if (q >= m->data && q < m->data + m->len) {
+			eng_obj_release(e->be, m->data, m->cookie);
+			*m = e->maps[--e->nmaps];
+			return;
+		}
+	}
+}
+
+bool eng_ckpt_known(const struct engine *e, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < e->nckpts; i++) {
+		if (strcmp(e->ckpts[i], id) == 0)
+			return true;
+	}
+	return false;
+}
+
+int eng_ckpt_remember(struct engine *e, const char *id)
+{
+	if (eng_ckpt_known(e, id))
+		return 0;
+	if (e->nckpts == e->ckpts_cap) {
+		size_t cap = e->ckpts_cap ? e->ckpts_cap * 2 : 8;
+		void *p = realloc(e->ckpts, cap * sizeof(e->ckpts[0]));
+
+		if (!p)
+			return -ENOMEM;
+		e->ckpts = p;
+		e->ckpts_cap = cap;
+	}
+	strcpy(e->ckpts[e->nckpts++], id);
+	return 0;
+}
+
+/* --- checkpoint objects --------------------------------------------------- */
+
+/*
+ * kv object: magic "LODEFSKV", u32 version, u32 collection count; per
+ * collection: u32 name length, u32 0, u64 entries, u64 drop HLC, u32 drop
+ * writer, u32 0, name, NUL, pad to 8; per entry: u64 HLC, u32 writer,
+ * u8 type, u8 0, u16 0, u32 key length, u32 value length, key, NUL, value,
+ * NUL, pad to 8.  Writers index the manifest's writer list.
+ */
+
+/* Walks a kv object; with e != NULL applies it, else only checks it. */
+static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
+		       const uint32_t *wmap, unsigned flags, const char **why)
+{
+	size_t pos = ENG_KV_HDR;
+	uint32_t ncoll, i;
+
+	if (n < ENG_KV_HDR || memcmp(p, ENG_KV_MAGIC, ENG_MAGIC_LEN) != 0)
+		return *why = "bad kv object header", -EUCLEAN;
+	if (eng_le32(p + 8) > ENG_FORMAT_VERSION)
+		return *why = "kv object format is newer than this program",
+		       -EPROTO;
+	ncoll = eng_le32(p + 12);
+	for (i = 0; i < ncoll; i++) {
+		const char *name;
+		struct eng_coll *c = NULL;
+		uint64_t nent, drop_hlc, k;
+		uint32_t nl, drop_w;
+
+		if (n - pos < ENG_KV_COLL)
+			return *why = "collection header past the end",
+			       -EUCLEAN;
+		nl = eng_le32(p + pos);
+		nent = eng_le64(p + pos + 8);
+		drop_hlc = eng_le64(p + pos + 16);
+		drop_w = eng_le32(p + pos + 24);
+		pos += ENG_KV_COLL;
+		if (nl > n - pos - 1 || p[pos + nl])
+			return *why = "collection name past the end", -EUCLEAN;
+		name = (const char *)p + pos;
+		if (eng_name_valid(name, nl, ENGINE_KEY_MAX))
+			return *why = "invalid collection name", -EUCLEAN;
+		if ((drop_hlc && drop_w >= nw) || nent > n / ENG_KV_ENT)
+			return *why = "bad collection header", -EUCLEAN;
+		pos = ENG_PAD8(pos + nl + 1);
+		if (pos > n)
+			return *why = "collection past the end", -EUCLEAN;
+		if (e) {
+			c = eng_coll_get(e, name);
+			if (!c || eng_coll_reserve(e, c, (size_t)nent))
+				return *why = "out of memory", -ENOMEM;
+			if (drop_hlc && eng_apply_drop(e, c, drop_hlc,
+						       wmap[drop_w], flags) < 0)
+				return *why = "out of memory", -ENOMEM;
+		}
+		for (k = 0; k < nent; k++) {
+			uint64_t hlc;
+			uint32_t w, kl, vl;
+			uint8_t type;
+			const char *key, *val;
+			int rc;
+
+			if (n - pos < ENG_KV_ENT)
+				return *why = "entry past the end", -EUCLEAN;
+			hlc = eng_le64(p + pos);
+			w = eng_le32(p + pos + 8);
+			type = p[pos + 12];
+			kl = eng_le32(p + pos + 16);
+			vl = eng_le32(p + pos + 20);
+			pos += ENG_KV_ENT;
+			if (kl > n - pos || n - pos - kl < 2 ||
+			    vl > n - pos - kl - 2)
+				return *why = "entry past the end", -EUCLEAN;
+			key = (const char *)p + pos;
+			val = key + kl + 1;
+			if (key[kl] || val[vl] || w >= nw)
+				return *why = "bad entry", -EUCLEAN;
+			/* the apply pass follows a check pass: skip this */
+			if (!e && eng_name_valid(key, kl, ENGINE_KEY_MAX))
+				return *why = "invalid key", -EUCLEAN;
+			if (type != ENGINE_NONE && type != ENGINE_JSON &&
+			    type != ENGINE_BLOB)
+				return *why = "bad entry type", -EUCLEAN;
+			if (type == ENGINE_NONE && vl)
+				return *why = "tombstone with a value",
+				       -EUCLEAN;
+			pos = ENG_PAD8(pos + kl + vl + 2);
+			if (pos > n)
+				return *why = "entry past the end", -EUCLEAN;
+			if (!e)
+				continue;
+			if (type == ENGINE_NONE)
+				rc = eng_apply_del(e, c, key, hlc, wmap[w],
+						   flags | ENG_STABLE);
+			else
+				rc = eng_apply_put(e, c, key, type, val, vl,
+						   hlc, wmap[w],
+						   flags | ENG_STABLE, 0);
+			if (rc < 0)
+				return *why = "out of memory", rc;
+		}
+	}
+	if (pos != n)
+		return *why = "bytes after the last collection", -EUCLEAN;
+	return 0;
+}
+
+int eng_kv_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
+		 const char **why)
+{
+	return eng_kv_walk(p, n, m->nwriters, NULL, NULL, 0, why);
+}
+
+/*
+ * vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows, u64 data
+ * offset (a multiple of 64), u32 name length, u32 0, name, NUL, zeros up
+ * to the data offset; rows*dim float32; per row: u64 HLC, u32 writer,
+ * u32 key length, key, NUL, pad to 8.
+ */
+static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
+			size_t nw, struct engine *e, const uint32_t *wmap,
+			unsigned flags, const char **why)
+{
+	uint64_t rows, off, i;
+	uint32_t dim, nl;
+	size_t pos, rowbytes;
+	struct eng_coll *c = NULL;
+	const float *data;
+	bool adopt = false;
+
+	if (n < ENG_VEC_HDR || memcmp(p, ENG_VEC_MAGIC, ENG_MAGIC_LEN) != 0)
+		return *why = "bad vec object header", -EUCLEAN;
+	if (eng_le32(p + 8) > ENG_FORMAT_VERSION)
+		return *why = "vec object format is newer than this program",
+		       -EPROTO;
+	dim = eng_le32(p + 12);
+	rows = eng_le64(p + 16);
+	off = eng_le64(p + 24);
+	nl = eng_le32(p + 32);
+	if (dim != o->dim || rows != o->rows || !o->coll ||
+	    nl != strlen(o->coll) || nl > n - ENG_VEC_HDR - 1 ||
+	    memcmp(p + ENG_VEC_HDR, o->coll, nl) != 0 || off % 64 ||
+	    off < ENG_VEC_HDR + nl + 1 || off > n)
+		return *why = "vec object header disagrees with manifest",
+		       -EUCLEAN;
+	rowbytes = (size_t)dim * sizeof(float);
+	if (rows > (n - off) / rowbytes)
+		return *why = "vectors past the end", -EUCLEAN;
+	data = (const float *)(const void *)(p + off);
+	pos = (size_t)(off + rows * rowbytes);
+	if (e) {
+		c = eng_coll_get(e, o->coll);
+		if (!c || eng_coll_reserve(e, c, (size_t)rows))
+			return *why = "out of memory", -ENOMEM;
+		/* zero-copy when the collection has no vectors yet */
+		if (!c->nvb && rows && ((uintptr_t)data % sizeof(float)) == 0) {
+			if (eng_vec_install(e, c, data, (size_t)rows, dim))
+				return *why = "out of memory", -ENOMEM;
+			adopt = true;
+		}
+	}
+	for (i = 0; i < rows; i++) {
+		uint64_t hlc;
+		uint32_t w, kl;
+		const char *key;
+		int rc;
+
+		if (n - pos < ENG_VEC_ROW)
+			return *why = "vector key past the end", -EUCLEAN;
+		hlc = eng_le64(p + pos);
+		w = eng_le32(p + pos + 8);
+		kl = eng_le32(p + pos + 12);
+		pos += ENG_VEC_ROW;
+		if (kl >= n - pos || w >= nw)
+			return *why = "bad vector key", -EUCLEAN;
+		key = (const char *)p + pos;
+		if (key[kl] || (!e && eng_name_valid(key, kl, ENGINE_KEY_MAX)))
+			return *why = "invalid vector key", -EUCLEAN;
+		pos = ENG_PAD8(pos + kl + 1);
+		if (pos > n)
+			return *why = "vector key past the end", -EUCLEAN;
+		if (!e)
+			continue;
+		rc = eng_apply_put(e, c, key, ENGINE_VEC, data + i * dim,
+				   rowbytes, hlc, wmap[w],
+				   flags | ENG_STABLE | (adopt ? ENG_ADOPT : 0),
+				   (size_t)i);
+		if (rc < 0)
+			return *why = "out of memory", rc;
+	}
+	if (pos != n)
+		return *why = "bytes after the last vector key", -EUCLEAN;
+	return 0;
+}
+
+int eng_vec_check(const uint8_t *p, size_t n, const struct eng_mobj *o,
+		  size_t nwriters, const char **why)
+{
+	return eng_vec_walk(p, n, o, nwriters, NULL, NULL, 0, why);
+}
+
+struct eng_loaded {
+	const uint8_t *data;
+	size_t len;
+	void *cookie;
+};
+
+/*
+ * Loads checkpoint `m` into the engine: checks every object against the
+ * manifest, then applies it by stamps (merging with what is there).
+ */
+static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
+			 unsigned flags)
+{
+	struct eng_loaded *objs;
+	uint32_t *wmap;
+	const char *why = NULL;
+	char key[ENG_NAME_MAX];
+	size_t i, kept = 0;
+	int rc = 0;
+
+	objs = calloc(m->nobjs + 1, sizeof(*objs));
+	wmap = calloc(m->nwriters + 1, sizeof(*wmap));
+	if (!objs || !wmap) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < m->nwriters; i++) {
+		wmap[i] = eng_writer_get(e, m->writers[i].id);
+		if (wmap[i] == ENG_NO_WRITER) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+	}
+	for (i = 0; i < m->nobjs; i++) {
+		const struct eng_mobj *o = &m->objs[i];
+		struct eng_loaded *l = &objs[i];
+
+		snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
+		rc = eng_obj_load(e->be, key, &l->data, &l->len, &l->cookie);
+		if (rc == -ENOENT) {
+			rc = eng_fail(-EUCLEAN,
+				      "checkpoint object %s is missing", key);
+			goto out_release;
+		}
+		if (rc) {
+			rc = eng_fail(rc, "cannot read %s", key);
+			goto out_release;
+		}
+		if (l->len != o->size ||
+		    XXH3_64bits(l->data, l->len) != o->xxh3) {
+			rc = eng_fail(-EUCLEAN,
+				      "checkpoint object %s is damaged "
+				      "(size or checksum mismatch)",
+				      key);
+			goto out_release;
+		}
+		rc = o->coll ? eng_vec_check(l->data, l->len, o, m->nwriters,
+					     &why)
+			     : eng_kv_check(l->data, l->len, m, &why);
+		if (rc) {
+			rc = eng_fail(rc, "checkpoint object %s: %s", key, why);
+			goto out_release;
+		}
+	}
+	/* kv first: drops and tombstones, then the vectors */
+	for (i = 0; i < m->nobjs; i++) {
+		const struct eng_mobj *o = &m->objs[i];
+
+		if (o->coll)
+			continue;
+		rc = eng_kv_walk(objs[i].data, objs[i].len, m->nwriters, e,
+				 wmap, flags, &why);
+		if (rc)
+			goto out_apply;
+	}
+	for (i = 0; i < m->nobjs; i++) {
+		const struct eng_mobj *o = &m->objs[i];
+
+		if (!o->coll)
+			continue;
+		rc = eng_vec_walk(objs[i].data, objs[i].len, o, m->nwriters, e,
+				  wmap, flags, &why);
+		if (rc)
+			goto out_apply;
+	}
+	for (i = 0; i < m->nobjs; i++) {
+		rc = eng_map_keep(e, objs[i].data, objs[i].len, objs[i].cookie);
+		if (rc)
+			goto out_apply;
+		kept++;
+	}
+	for (i = 0; i < m->nwriters; i++) {
+		struct eng_writer *w = &e->writers[wmap[i]];
+
+		if (m->writers[i].seq > w->seen)
+			w->seen = m->writers[i].seq;
+	}
+	eng_hlc_see(e, m->hlc);
+	e->checkpoint_bytes = 0;
+	for (i = 0; i < m->nobjs; i++)
+		e->checkpoint_bytes += m->objs[i].size;
+	rc = eng_ckpt_remember(e, m->id);
+	goto out_free;
+out_apply:
+	/* the state is partly merged: the caller must not keep using it */
+	e->broken = rc;
+	rc = eng_fail(rc, "loading checkpoint %s: %s", m->id, why);
+out_release:
+	for (i = kept; i < m->nobjs; i++) {
+		if (objs[i].data)
+			eng_obj_release(e->be, objs[i].data, objs[i].cookie);
+	}
+out_free:
+	free(objs);
+	free(wmap);
+	return rc;
+}
+
+/* --- listing -------------------------------------------------------------- */
+
+struct eng_lckpt {
+	char id[ENG_CKPT_ID_MAX + 1];
+	bool manifest;
+	struct eng_manifest m;
+	bool valid;
+	bool damaged; /* manifest present but invalid: never cleaned */
+};
+
+struct eng_lseg {
+	char *key;
+	uint32_t w;
+	uint64_t seq;
+	uint64_t size;
+	bool last; /* the highest seq of its writer in the listing */
+	struct eng_seg_hdr h;
+	bool have_hdr;
+	uint8_t *buf;
+	size_t len;
+};
+
+struct eng_list {
+	struct engine *e;
+	struct eng_lckpt *ck;
+	size_t nck, capck;
+	struct eng_lseg *segs;
+	size_t nsegs, capsegs;
+	int err;
+};
+
+static int eng_list_ckpt_fn(void *arg, const char *key, uint64_t size)
+{
+	struct eng_list *l = arg;
+	char id[ENG_CKPT_ID_MAX + 1], obj[64];
+	struct eng_lckpt *c;
+
+	if (eng_ckpt_parse_name(key, id, obj, sizeof(obj)))
+		return 0; /* not ours: fsck reports it */
+	if (!l->nck || strcmp(l->ck[l->nck - 1].id, id) != 0) {
+		if (l->nck == l->capck) {
+			size_t cap = l->capck ? l->capck * 2 : 8;
+			void *p = realloc(l->ck, cap * sizeof(*l->ck));
+
+			if (!p)
+				return l->err = -ENOMEM;
+			l->ck = p;
+			l->capck = cap;
+		}
+		c = &l->ck[l->nck++];
+		memset(c, 0, sizeof(*c));
+		strcpy(c->id, id);
+	}
+	c = &l->ck[l->nck - 1];
+	if (strcmp(obj, "manifest") == 0)
+		c->manifest = true;
+	return 0;
+}
+
+static int eng_list_seg_fn(void *arg, const char *key, uint64_t size)
+{
+	struct eng_list *l = arg;
+	char w[ENG_WRITER_MAX + 1];
+	struct eng_lseg *s;
+	uint64_t seq;
+	uint32_t wi;
+
+	if (eng_seg_parse_name(key, w, &seq))
+		return 0; /* not ours: fsck reports it */
+	wi = eng_writer_get(l->e, w);
+	if (wi == ENG_NO_WRITER)
+		return l->err = -ENOMEM;
+	if (l->nsegs == l->capsegs) {
+		size_t cap = l->capsegs ? l->capsegs * 2 : 64;
+		void *p = realloc(l->segs, cap * sizeof(*l->segs));
+
+		if (!p)
+			return l->err = -ENOMEM;
+		l->segs = p;
+		l->capsegs = cap;
+	}
+	s = &l->segs[l->nsegs];
+	memset(s, 0, sizeof(*s));
+	s->key = strdup(key);
+	if (!s->key)
+		return l->err = -ENOMEM;
+	s->w = wi;
+	s->seq = seq;
+	s->size = size;
+	l->nsegs++;
+	return 0;
+}
+
+static void eng_list_free(struct eng_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nck; i++)
+		eng_manifest_free(&l->ck[i].m);
+	for (i = 0; i < l->nsegs; i++) {
+		free(l->segs[i].key);
+		free(l->segs[i].buf);
+	}
+	free(l->ck);
+	free(l->segs);
+}
+
+static int eng_ckpt_cmp_desc(const void *a, const void *b)
+{
+	const struct eng_lckpt *x = a, *y = b;
+
+	return strcmp(y->id, x->id);
+}
+
+/* True if every segment the checkpoint covers is already reflected. */
+static bool eng_ckpt_subsumed(struct engine *e, const struct eng_manifest *m)
+{
+	size_t i, j;
+
+	for (i = 0; i < m->nwriters; i++) {
+		uint64_t seen = 0;
+
+		for (j = 0; j < e->nwriters; j++) {
+			if (strcmp(e->writers[j].id, m->writers[i].id) == 0) {
+				seen = e->writers[j].seen;
+				break;
+			}
+		}
+		if (m->writers[i].seq > seen)
+			return false;
+	}
+	return true;
+}
+
+static int eng_ckpt_del_fn(void *arg, const char *key, uint64_t size)
+{
+	struct backend *be = arg;
+
+	if (strcmp(key + strlen(key) - 9, "/manifest") != 0)
+		backend_del(be, key);
+	return 0;
+}
+
+int eng_ckpt_delete(struct engine *e, const char *id)
+{
+	char key[ENG_NAME_MAX];
+	int rc;
+
+	snprintf(key, sizeof(key), "ckpt/%s/manifest", id);
+	rc = backend_del(e->be, key);
+	if (rc)
+		return rc;
+	snprintf(key, sizeof(key), "ckpt/%s/", id);
+	return backend_list(e->be, key, eng_ckpt_del_fn, e->be);
+}
+
+/* True if a checkpoint newer than `id` is already loaded or written. */
+static bool eng_ckpt_newer_known(const struct engine *e, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < e->nckpts; i++) {
+		if (strcmp(e->ckpts[i], id) > 0)
+			return true;
+	}
+	return false;
+}
+
+static int eng_sync_ckpts(struct engine *e, bool opening, unsigned flags)
+{
+	struct eng_list l = { .e = e };
+	uint64_t newest = 0;
+	size_t i;
+	int rc;
+
+	rc = backend_list(e->be, "ckpt/", eng_list_ckpt_fn, &l);
+	if (!rc)
+		rc = l.err;
+	if (rc) {
+		rc = eng_fail(rc, "cannot list ckpt/");
+		goto out_free;
+	}
+	if (l.nck > 1)
+		qsort(l.ck, l.nck, sizeof(*l.ck), eng_ckpt_cmp_desc);
+	for (i = 0; i < l.nck; i++) {
+		struct eng_lckpt *c = &l.ck[i];
+		char key[ENG_NAME_MAX];
+		const char *why;
+		void *buf;
+		size_t len;
+
+		if (!c->manifest || eng_ckpt_known(e, c->id))
+			continue;
+		snprintf(key, sizeof(key), "ckpt/%s/manifest", c->id);
+		rc = backend_get(e->be, key, &buf, &len);
+		if (rc == -ENOENT)
+			continue; /* deleted meanwhile */
+		if (rc) {
+			rc = eng_fail(rc, "cannot read %s", key);
+			goto out_free;
+		}
+		rc = eng_manifest_parse(buf, len, &c->m, &why);
+		free(buf);
+		if (rc == -ENOMEM)
+			goto out_free;
+		if (rc == -EPROTO) {
+			rc = eng_fail(rc, "%s: %s", key, why);
+			goto out_free;
+		}
+		if (!rc && strcmp(c->m.id, c->id) != 0) {
+			why = "manifest names another checkpoint";
+			rc = -EUCLEAN;
+		}
+		if (rc && !newest && !eng_ckpt_newer_known(e, c->id)) {
+			/*
+			 * A manifest is one atomic put: a damaged one is not
+			 * an unfinished checkpoint, and what it covered may
+			 * be gone.  Only a newer checkpoint makes it moot.
+			 */
+			rc = eng_fail(-EUCLEAN, "%s is damaged: %s", key, why);
+			goto out_free;
+		}
+		if (rc) {
+			c->damaged = true;
+			continue;
+		}
+		c->valid = true;
+		if (!newest)
+			newest = c->m.hlc;
+		if (eng_ckpt_subsumed(e, &c->m)) {
+			rc = eng_ckpt_remember(e, c->id);
+			if (rc)
+				goto out_free;
+			continue;
+		}
+		if (!opening)
+			pthread_rwlock_wrlock(&e->lock);
+		rc = eng_ckpt_load(e, &c->m, flags);
+		if (!opening)
+			pthread_rwlock_unlock(&e->lock);
+		if (rc)
+			goto out_free;
+	}
+	/*
+	 * Checkpoints without a valid manifest: ours are abandoned, another
+	 * writer's may still be being written unless it is old.
+	 */
+	for (i = 0; opening && !e->read_only && i < l.nck; i++) {
+		struct eng_lckpt *c = &l.ck[i];
+		char w[ENG_WRITER_MAX + 1];
+		uint64_t hlc;
+
+		if (c->valid || c->damaged || eng_ckpt_parse_id(c->id, &hlc, w))
+			continue;
+		if (strcmp(w, e->writers[e->self].id) == 0 ||
+		    ((hlc >> 16) + ENG_CKPT_GRACE_MS < (newest >> 16)))
+			eng_ckpt_delete(e, c->id);
+	}
+	rc = 0;
+out_free:
+	eng_list_free(&l);
+	return rc;
+}
+
+static int eng_seg_cmp(const void *a, const void *b)
+{
+	const struct eng_lseg *x = a, *y = b;
+	int c;
+
+	if (x->h.hlc != y->h.hlc)
+		return x->h.hlc < y->h.hlc ? -1 : 1;
+	c = strcmp(x->h.writer, y->h.writer);
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A segment that cannot be read: ignorable only as its writer's tail. */
+static int eng_seg_bad(struct engine *e, struct eng_lseg *s, int rc,
+		       const char *why)
+{
+	if (rc == -EBADMSG && s->last) {
+		struct eng_writer *w = &e->writers[s->w];
+
+		/* a torn tail, never acknowledged */
+		if (s->seq > w->seen)
+			w->seen = s->seq;
+		if (!e->read_only)
+			backend_del(e->be, s->key);
+		return 0;
+	}
+	if (rc == -EBADMSG)
+		return eng_fail(-EUCLEAN,
+				"segment %s is damaged (%s) and is not the "
+				"last of its writer",
+				s->key, why);
+	return eng_fail(rc, "segment %s: %s", s->key, why);
+}
+
+static int eng_seg_apply(struct engine *e, const uint8_t *p, size_t n,
+			 uint32_t w, uint64_t hlc, uint32_t nrec,
+			 unsigned flags)
+{
+	size_t pos = ENG_SEG_HDR;
+	const char *why;
+	struct eng_rec r;
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < nrec && rc >= 0; i++) {
+		struct eng_coll *c;
+
+		if (eng_rec_next(p, n - ENG_TRAILER, &pos, &r, &why))
+			return -EUCLEAN; /* verified before: cannot happen */
+		c = eng_coll_get(e, r.coll);
+		if (!c)
+			return -ENOMEM;
+		if (r.op == ENG_OP_PUT)
+			rc = eng_apply_put(e, c, r.key, r.type, r.val, r.len,
+					   hlc, w, flags, 0);
+		else if (r.op == ENG_OP_DEL)
+			rc = eng_apply_del(e, c, r.key, hlc, w, flags);
+		else
+			rc = eng_apply_drop(e, c, hlc, w, flags);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static int eng_sync_segs(struct engine *e, bool opening, unsigned flags)
+{
+	struct eng_list l = { .e = e };
+	uint64_t total = 0;
+	bool preload;
+	size_t i;
+	int rc;
+
+	rc = backend_list(e->be, "log/", eng_list_seg_fn, &l);
+	if (!rc)
+		rc = l.err;
+	if (rc) {
+		rc = eng_fail(rc, "cannot list log/");
+		goto out_free;
+	}
+	/* listed in key order: a writer's segments are adjacent, by seq */
+	for (i = 0; i < l.nsegs; i++) {
+		struct eng_lseg *s = &l.segs[i];
+
+		s->last = i + 1 == l.nsegs || l.segs[i + 1].w != s->w;
+		if (s->w == e->self && s->seq >= e->next_seq)
+			e->next_seq = s->seq + 1;
+		if (s->seq > e->writers[s->w].seen)
+			total += s->size;
+	}
+
+	/* Read headers (or whole segments when small) to order the replay. */
+	preload = total <= ENG_REPLAY_PRELOAD_MAX;
+	for (i = 0; i < l.nsegs; i++) {
+		struct eng_lseg *s = &l.segs[i];
+		uint8_t hdr[ENG_SEG_HDR];
+		const char *why = "unreadable header";
+		size_t got = 0;
+		void *buf;
+
+		if (s->seq <= e->writers[s->w].seen)
+			continue; /* covered */
+		if (preload) {
+			rc = backend_get(e->be, s->key, &buf, &s->len);
+			if (!rc) {
+				s->buf = buf;
+				got = s->len;
+			}
+		} else {
+			rc = backend_get_range(e->be, s->key, 0, sizeof(hdr),
+					       hdr, &got);
+		}
+		if (rc == -ENOENT)
+			continue; /* deleted meanwhile (covered elsewhere) */
+		if (rc) {
+			rc = eng_fail(rc, "cannot read %s", s->key);
+			goto out_free;
+		}
+		rc = eng_seg_parse_hdr(preload ? s->buf : hdr, got, &s->h,
+				       &why);
+		if (rc) {
+			rc = eng_seg_bad(e, s, rc, why);
+			if (rc)
+				goto out_free;
+			continue;
+		}
+		if (strcmp(s->h.writer, e->writers[s->w].id) ||
+		    s->h.seq != s->seq) {
+			rc = eng_fail(-EUCLEAN,
+				      "segment %s: header names another "
+				      "writer or seq",
+				      s->key);
+			goto out_free;
+		}
+		s->have_hdr = true;
+	}
+	if (l.nsegs > 1)
+		qsort(l.segs, l.nsegs, sizeof(*l.segs), eng_seg_cmp);
+
+	for (i = 0; i < l.nsegs; i++) {
+		struct eng_lseg *s = &l.segs[i];
+		struct eng_seg_hdr h;
+		const char *why;
+		void *buf;
+
+		if (!s->have_hdr)
+			continue;
+		if (!s->buf) {
+			rc = backend_get(e->be, s->key, &buf, &s->len);
+			if (rc == -ENOENT)
+				continue;
+			if (rc) {
+				rc = eng_fail(rc, "cannot read %s", s->key);
+				goto out_free;
+			}
+			s->buf = buf;
+		}
+		rc = eng_seg_verify(s->buf, s->len, &h, &why);
+		if (!rc && (h.hlc != s->h.hlc || h.nrec != s->h.nrec))
+			rc = eng_fail(-EUCLEAN, "segment %s changed", s->key);
+		if (rc) {
+			rc = eng_seg_bad(e, s, rc, why);
+			if (rc)
+				goto out_free;
+			continue;
+		}
+		if (!opening)
+			pthread_rwlock_wrlock(&e->lock);
+		rc = eng_seg_apply(e, s->buf, s->len, s->w, h.hlc, h.nrec,
+				   flags);
+		e->segments++;
+		e->segment_bytes += s->len;
+		if (!opening)
+			pthread_rwlock_unlock(&e->lock);
+		if (rc) {
+			e->broken = rc;
+			rc = eng_fail(rc, "replaying %s: out of memory",
+				      s->key);
+			goto out_free;
+		}
+		if (s->seq > e->writers[s->w].seen)
+			e->writers[s->w].seen = s->seq;
+		eng_hlc_see(e, h.hlc);
+		free(s->buf);
+		s->buf = NULL;
+	}
+	rc = 0;
+out_free:
+	eng_list_free(&l);
+	return rc;
+}
+
+int eng_sync(struct engine *e, bool opening)
+{
+	unsigned flags = opening ? 0 : ENG_OBSERVE;
+	int rc;
+
+	rc = eng_sync_ckpts(e, opening, flags);
+	if (rc)
+		return rc;
+	if (opening)
+		eng_observe_all(e);
+	return eng_sync_segs(e, opening, ENG_OBSERVE);
+}

@@ -1,0 +1,828 @@
+/* store_docs.c - documents and nodes: ingest, cascade deletes, the index. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "core/store_int.h"
+#include "core/vec.h"
+
+/* Metadata keys LlamaIndex's SimpleDirectoryReader hides from LLM/embed. */
+static const char *const store_excluded_keys[] = {
+	"file_name",	 "file_type",	       "file_size",
+	"creation_date", "last_modified_date", "last_accessed_date",
+};
+
+static void store_hex128(const void *data, size_t len, char out[33])
+{
+	XXH128_hash_t h = XXH3_128bits(data, len);
+
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
+		 (unsigned long long)h.low64);
+}
+
+/* Node ids are UUID-shaped and derived from (doc id, chunk number). */
+static void store_node_uuid(const char *doc_id, size_t chunk, char out[37])
+{
+	XXH3_state_t st;
+	XXH128_hash_t h;
+	unsigned char b[16];
+	uint64_t c = chunk;
+	int i;
+
+	XXH3_128bits_reset(&st);
+	XXH3_128bits_update(&st, doc_id, strlen(doc_id) + 1);
+	XXH3_128bits_update(&st, &c, sizeof(c));
+	h = XXH3_128bits_digest(&st);
+	for (i = 0; i < 8; i++) {
+		b[i] = (unsigned char)(h.high64 >> (56 - 8 * i));
+		b[8 + i] = (unsigned char)(h.low64 >> (56 - 8 * i));
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x80); /* version 8: custom */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Hash of a node's text and metadata, as LlamaIndex's doc_hash role. */
+static void store_node_hash(const char *text, size_t len, const json_t *meta,
+			    char out[33])
+{
+	char *m = store_dump(meta);
+	XXH3_state_t st;
+	XXH128_hash_t h;
+
+	XXH3_128bits_reset(&st);
+	XXH3_128bits_update(&st, text, len);
+	if (m)
+		XXH3_128bits_update(&st, m, strlen(m));
+	h = XXH3_128bits_digest(&st);
+	free(m);
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
+		 (unsigned long long)h.low64);
+}
+
+/* What Python's mimetypes.guess_type says for common text types. */
+static const char *store_mimetype(const char *name)
+{
+	static const struct {
+		const char *ext, *type;
+	} map[] = {
+		{ ".txt", "text/plain" },
+		{ ".md", "text/markdown" },
+		{ ".markdown", "text/markdown" },
+		{ ".html", "text/html" },
+		{ ".htm", "text/html" },
+		{ ".csv", "text/csv" },
+		{ ".json", "application/json" },
+		{ ".xml", "application/xml" },
+		{ ".py", "text/x-python" },
+		{ ".c", "text/x-csrc" },
+		{ ".h", "text/x-chdr" },
+		{ ".pdf", "application/pdf" },
+		{ ".rst", "text/x-rst" },
+		{ ".tex", "text/x-tex" },
+		{ ".yaml", "application/yaml" },
+		{ ".yml", "application/yaml" },
+	};
+	const char *dot = strrchr(name, '.');
+	size_t i;
+
+	if (!dot)
+		return NULL;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcasecmp(dot, map[i].ext) == 0)
+			return map[i].type;
+	return NULL;
+}
+
+static json_t *store_date(time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%d", &tm))
+		return json_null();
+	return json_string(buf);
+}
+
+/* SimpleDirectoryReader-like metadata plus the user's, user keys last. */
+static json_t *store_doc_metadata(const struct store_doc *d, json_t *user)
+{
+	const char *base = strrchr(d->id, '/');
+	const char *type = store_mimetype(d->id);
+	json_t *m = json_object();
+	const char *k;
+	json_t *v;
+
+	if (!m)
+		return NULL;
+	json_object_set_new(m, "file_path", json_string(d->id));
+	json_object_set_new(m, "file_name",
+			    json_string(base ? base + 1 : d->id));
+	json_object_set_new(m, "file_type",
+			    type ? json_string(type) : json_null());
+	json_object_set_new(m, "file_size", json_integer((json_int_t)d->len));
+	json_object_set_new(m, "creation_date",
+			    store_date(d->ctime ? d->ctime : d->mtime));
+	json_object_set_new(m, "last_modified_date", store_date(d->mtime));
+	if (user)
+		json_object_foreach(user, k, v) json_object_set(m, k, v);
+	return m;
+}
+
+static json_t *store_excluded(void)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0;
+	     i < sizeof(store_excluded_keys) / sizeof(*store_excluded_keys);
+	     i++)
+		json_array_append_new(a, json_string(store_excluded_keys[i]));
+	return a;
+}
+
+static json_t *store_related(const char *id, const char *type,
+			     const json_t *meta, const char *hash)
+{
+	json_t *r = json_object();
+
+	json_object_set_new(r, "node_id", json_string(id));
+	json_object_set_new(r, "node_type", json_string(type));
+	json_object_set_new(r, "metadata", json_deep_copy(meta));
+	json_object_set_new(r, "hash", json_string(hash));
+	json_object_set_new(r, "class_name", json_string("RelatedNodeInfo"));
+	return r;
+}
+
+/* A TextNode in the field order llama-index-core 0.12 writes. */
+static json_t *store_text_node(const char *id, const json_t *meta, json_t *rels,
+			       const char *text, size_t len, size_t start,
+			       size_t end)
+{
+	json_t *n = json_object();
+
+	json_object_set_new(n, "id_", json_string(id));
+	json_object_set_new(n, "embedding", json_null());
+	json_object_set_new(n, "metadata", json_deep_copy(meta));
+	json_object_set_new(n, "excluded_embed_metadata_keys",
+			    store_excluded());
+	json_object_set_new(n, "excluded_llm_metadata_keys", store_excluded());
+	json_object_set_new(n, "relationships", rels);
+	json_object_set_new(n, "metadata_template",
+			    json_string("{key}: {value}"));
+	json_object_set_new(n, "metadata_separator", json_string("\n"));
+	json_object_set_new(n, "text", json_stringn(text, len));
+	json_object_set_new(n, "mimetype", json_string("text/plain"));
+	json_object_set_new(n, "start_char_idx",
+			    json_integer((json_int_t)start));
+	json_object_set_new(n, "end_char_idx", json_integer((json_int_t)end));
+	json_object_set_new(n, "metadata_seperator", json_string("\n"));
+	json_object_set_new(n, "text_template",
+			    json_string("{metadata_str}\n\n{content}"));
+	json_object_set_new(n, "class_name", json_string("TextNode"));
+	return n;
+}
+
+static json_t *store_wrap(json_t *data, const char *type)
+{
+	json_t *w = json_object();
+
+	json_object_set_new(w, "__data__", data);
+	json_object_set_new(w, "__type__", json_string(type));
+	return w;
+}
+
+/* The vector the built-in embedding gives `text`, if the default ns fits. */
+static int store_batch_builtin_vec(struct store *s, struct engine_batch *b,
+				   const char *id, const char *text, size_t len)
+{
+	uint32_t dim = s->opts.embed_dim, have;
+	float *v;
+	int rc;
+
+	if (!dim)
+		return 0;
+	have = engine_vec_dim(s->eng, STORE_VEC_PREFIX STORE_NS_DEFAULT);
+	if (have && have != dim)
+		return 0; /* the namespace holds a model's vectors */
+	v = malloc(dim * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	vec_embed_hash(text, len, dim, v);
+	rc = engine_batch_put_vec(b, STORE_VEC_PREFIX STORE_NS_DEFAULT, id, v,
+				  dim);
+	free(v);
+	return rc;
+}
+
+int store_batch_del_node(struct engine_batch *b, char *const *nss,
+			 const char *id)
+{
+	char coll[STORE_NS_MAX + 32];
+	int rc;
+
+	rc = engine_batch_del(b, STORE_C_DATA, id);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_META, id);
+	for (; !rc && nss && *nss; nss++) {
+		snprintf(coll, sizeof(coll), STORE_VEC_PREFIX "%s", *nss);
+		rc = engine_batch_del(b, coll, id);
+	}
+	return rc;
+}
+
+/* Deletes the nodes listed in ref_doc_info[doc_id], and that entry. */
+static int store_batch_del_ref_doc(struct store *s, struct engine_batch *b,
+				   char *const *nss, const char *doc_id)
+{
+	json_t *info, *ids;
+	size_t i;
+	int rc;
+
+	rc = store_get_object(s, STORE_C_REFS, doc_id, &info);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	ids = json_object_get(info, "node_ids");
+	for (i = 0; !rc && i < json_array_size(ids); i++) {
+		const char *nid = json_string_value(json_array_get(ids, i));
+
+		if (nid)
+			rc = store_batch_del_node(b, nss, nid);
+	}
+	json_decref(info);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_REFS, doc_id);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_META, doc_id);
+	return rc;
+}
+
+/* Checks a document id: a relative path without empty, . or .. parts. */
+static int store_check_doc_id(const char *id)
+{
+	const char *p = id;
+	int rc = store_check_id("document", id);
+
+	if (rc)
+		return rc;
+	if (*id == '/')
+		return store_fail(-EINVAL, "document id %s is absolute", id);
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return store_fail(-EINVAL,
+					  "document id %s has an empty, . or "
+					  ".. part",
+					  id);
+		if (n > 255)
+			return store_fail(-ENAMETOOLONG,
+					  "document id %s has a part longer "
+					  "than 255 bytes",
+					  id);
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	if (id[strlen(id) - 1] == '/')
+		return store_fail(-EINVAL, "document id %s ends in /", id);
+	return 0;
+}
+
+/* Is this document exactly as stored (content and user metadata)? */
+static int store_doc_unchanged(struct store *s, const char *id,
+			       const char *hash, const json_t *user)
+{
+	json_t *f, *x;
+	int same = 0;
+
+	if (store_get_object(s, STORE_C_FILES, id, &f))
+		return 0;
+	x = json_object_get(f, "xattrs");
+	if (strcmp(store_str(json_object_get(f, "hash")), hash) == 0)
+		same = 1;
+	if (same && !(user ? json_equal(x, user) : json_object_size(x) == 0))
+		same = 0;
+	json_decref(f);
+	return same;
+}
+
+/* Splits text into nodes and adds them, their vectors and ref info to b. */
+static int store_batch_ingest(struct store *s, struct engine_batch *b,
+			      const struct store_doc *d, const json_t *meta,
+			      const char *doc_hash)
+{
+	struct text_chunk *chunks = NULL;
+	char(*ids)[37] = NULL, (*hashes)[33] = NULL;
+	json_t *node_ids = json_array(), *info = NULL, *dmeta = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = text_split(d->data, d->len, s->opts.chunk_size,
+			s->opts.chunk_overlap, &chunks, &n);
+	if (rc)
+		goto out;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	hashes = calloc(n ? n : 1, sizeof(*hashes));
+	if (!ids || !hashes || !node_ids) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		store_node_uuid(d->id, i, ids[i]);
+		store_node_hash((const char *)d->data + chunks[i].start,
+				chunks[i].end - chunks[i].start, meta,
+				hashes[i]);
+	}
+	for (i = 0; i < n && !rc; i++) {
+		const char *text = (const char *)d->data + chunks[i].start;
+		size_t len = chunks[i].end - chunks[i].start;
+		json_t *rels = json_object(), *node, *nm;
+
+		json_object_set_new(rels, STORE_REL_SOURCE,
+				    store_related(d->id, STORE_TYPE_DOCUMENT,
+						  meta, doc_hash));
+		if (i > 0)
+			json_object_set_new(rels, STORE_REL_PREVIOUS,
+					    store_related(ids[i - 1],
+							  STORE_TYPE_TEXT, meta,
+							  hashes[i - 1]));
+		if (i + 1 < n)
+			json_object_set_new(rels, STORE_REL_NEXT,
+					    store_related(ids[i + 1],
+							  STORE_TYPE_TEXT, meta,
+							  hashes[i + 1]));
+		node = store_text_node(ids[i], meta, rels, text, len,
+				       chunks[i].start_char,
+				       chunks[i].end_char);
+		node = store_wrap(node, STORE_TYPE_TEXT);
+		rc = store_batch_put_obj(b, STORE_C_DATA, ids[i], node);
+		json_decref(node);
+		nm = json_pack("{s:s,s:s}", "doc_hash", hashes[i], "ref_doc_id",
+			       d->id);
+		if (!rc)
+			rc = store_batch_put_obj(b, STORE_C_META, ids[i], nm);
+		json_decref(nm);
+		if (!rc)
+			rc = store_batch_builtin_vec(s, b, ids[i], text, len);
+		json_array_append_new(node_ids, json_string(ids[i]));
+	}
+	if (rc)
+		goto out;
+	info = json_pack("{s:O,s:O}", "node_ids", node_ids, "metadata", meta);
+	dmeta = json_pack("{s:s}", "doc_hash", doc_hash);
+	if (!info || !dmeta) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = store_batch_put_obj(b, STORE_C_REFS, d->id, info);
+	if (!rc)
+		rc = store_batch_put_obj(b, STORE_C_META, d->id, dmeta);
+out:
+	json_decref(info);
+	json_decref(dmeta);
+	json_decref(node_ids);
+	free(ids);
+	free(hashes);
+	text_chunks_free(chunks, n);
+	return rc;
+}
+
+/* Adds one document to the batch; *result gets its store_put_result. */
+static int store_batch_doc(struct store *s, struct engine_batch *b,
+			   char *const *nss, const struct store_doc *d,
+			   int *result)
+{
+	json_t *user = NULL, *meta = NULL, *file = NULL;
+	char hash[33], doc_hash[33];
+	int text, rc;
+
+	rc = store_check_doc_id(d->id);
+	if (rc)
+		return rc;
+	if (d->user_meta) {
+		rc = store_parse_object("metadata", d->user_meta,
+					strlen(d->user_meta), &user);
+		if (rc)
+			return rc;
+	}
+	store_hex128(d->data, d->len, hash);
+	if (store_doc_unchanged(s, d->id, hash, user)) {
+		*result = STORE_UNCHANGED;
+		goto out;
+	}
+	text = text_is_utf8(d->data, d->len);
+	meta = store_doc_metadata(d, user);
+	file = json_pack("{s:i,s:I,s:I,s:I,s:s,s:b,s:o}", "mode",
+			 (int)(d->mode ? d->mode : 0644), "mtime",
+			 (json_int_t)d->mtime, "ctime",
+			 (json_int_t)(d->ctime ? d->ctime : d->mtime), "size",
+			 (json_int_t)d->len, "hash", hash, "indexed", text,
+			 "xattrs", user ? json_incref(user) : json_object());
+	if (!meta || !file) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = store_batch_del_ref_doc(s, b, nss, d->id);
+	if (!rc)
+		rc = engine_batch_put_blob(b, STORE_C_CONTENT, d->id, d->data,
+					   d->len);
+	if (!rc)
+		rc = store_batch_put_obj(b, STORE_C_FILES, d->id, file);
+	if (!rc && text) {
+		store_node_hash(d->data, d->len, meta, doc_hash);
+		rc = store_batch_ingest(s, b, d, meta, doc_hash);
+	}
+	*result = text ? STORE_INDEXED : STORE_BINARY;
+out:
+	json_decref(user);
+	json_decref(meta);
+	json_decref(file);
+	return rc;
+}
+
+int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
+		   int *results)
+{
+	struct engine_batch *b = NULL;
+	char **nss = NULL;
+	size_t i, j;
+	int rc, r;
+
+	store_clear_error();
+	pthread_mutex_lock(&s->wlock);
+	rc = store_list_namespaces(s, &nss);
+	if (rc)
+		goto out;
+	b = engine_batch_new();
+	if (!b) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n && !rc; i++) {
+		/* A later entry with the same id wins: skip this one. */
+		for (j = i + 1; j < n; j++)
+			if (strcmp(docs[i].id, docs[j].id) == 0)
+				break;
+		if (j < n)
+			continue;
+		r = STORE_UNCHANGED;
+		rc = store_batch_doc(s, b, nss, &docs[i], &r);
+		if (results)
+			results[i] = r;
+	}
+	if (!rc)
+		rc = engine_commit(s->eng, b);
+	if (!rc && results)
+		for (i = 0; i < n; i++)
+			for (j = i + 1; j < n; j++)
+				if (strcmp(docs[i].id, docs[j].id) == 0)
+					results[i] = results[j];
+out:
+	engine_batch_free(b);
+	store_free_strv(nss);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
+}
+
+int store_doc_get(struct store *s, const char *id, void **data, size_t *len)
+{
+	return engine_get(s->eng, STORE_C_CONTENT, id, NULL, data, len);
+}
+
+int store_doc_exists(struct store *s, const char *id)
+{
+	return engine_exists(s->eng, STORE_C_CONTENT, id) ||
+	       engine_exists(s->eng, STORE_C_REFS, id);
+}
+
+int store_doc_del(struct store *s, const char *id)
+{
+	struct engine_batch *b = NULL;
+	char **nss = NULL;
+	int rc;
+
+	store_clear_error();
+	pthread_mutex_lock(&s->wlock);
+	if (!store_doc_exists(s, id)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	rc = store_list_namespaces(s, &nss);
+	if (rc)
+		goto out;
+	b = engine_batch_new();
+	if (!b) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = store_batch_del_ref_doc(s, b, nss, id);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_CONTENT, id);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_FILES, id);
+	if (!rc)
+		rc = engine_commit(s->eng, b);
+out:
+	engine_batch_free(b);
+	store_free_strv(nss);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
+}
+
+/* --- nodes -------------------------------------------------------------- */
+
+static const char *store_source_of(const json_t *node)
+{
+	json_t *rels = json_object_get(node, "relationships");
+	json_t *src = json_object_get(rels, STORE_REL_SOURCE);
+
+	return json_string_value(json_object_get(src, "node_id"));
+}
+
+/* Removes node `id` from ref_doc_info[ref] in batch b (if listed). */
+static int store_batch_unref(struct store *s, struct engine_batch *b,
+			     const char *ref, const char *id)
+{
+	json_t *info, *ids;
+	size_t i;
+	int rc;
+
+	rc = store_get_object(s, STORE_C_REFS, ref, &info);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	ids = json_object_get(info, "node_ids");
+	for (i = 0; i < json_array_size(ids); i++)
+		if (strcmp(store_str(json_array_get(ids, i)), id) == 0)
+			json_array_remove(ids, i--);
+	if (json_array_size(ids) == 0 &&
+	    !engine_exists(s->eng, STORE_C_CONTENT, ref)) {
+		rc = engine_batch_del(b, STORE_C_REFS, ref);
+		if (!rc)
+			rc = engine_batch_del(b, STORE_C_META, ref);
+	} else {
+		rc = store_batch_put_obj(b, STORE_C_REFS, ref, info);
+	}
+	json_decref(info);
+	return rc;
+}
+
+/* Adds node `id` to ref_doc_info[ref] in batch b, creating it if needed. */
+static int store_batch_ref(struct store *s, struct engine_batch *b,
+			   const char *ref, const char *id, const json_t *meta)
+{
+	json_t *info, *ids;
+	size_t i;
+	int rc;
+
+	rc = store_get_object(s, STORE_C_REFS, ref, &info);
+	if (rc == -ENOENT) {
+		info = json_pack("{s:[],s:O}", "node_ids", "metadata",
+				 meta ? meta : json_object());
+		rc = info ? 0 : -ENOMEM;
+	}
+	if (rc)
+		return rc;
+	ids = json_object_get(info, "node_ids");
+	if (!json_is_array(ids)) {
+		ids = json_array();
+		json_object_set_new(info, "node_ids", ids);
+	}
+	for (i = 0; i < json_array_size(ids); i++)
+		if (strcmp(store_str(json_array_get(ids, i)), id) == 0)
+			break;
+	if (i == json_array_size(ids))
+		json_array_append_new(ids, json_string(id));
+	rc = store_batch_put_obj(b, STORE_C_REFS, ref, info);
+	json_decref(info);
+	return rc;
+}
+
+/* Parses a node's embedding array into *v (malloc'd) and *dim. */
+static int store_parse_embedding(const json_t *emb, float **v, uint32_t *dim)
+{
+	size_t i, n = json_array_size(emb);
+
+	*v = NULL;
+	*dim = 0;
+	if (json_is_null(emb) || !emb)
+		return 0;
+	if (!json_is_array(emb) || n == 0)
+		return store_fail(-EINVAL,
+				  "node \"embedding\" must be null or a "
+				  "non-empty array of numbers");
+	*v = malloc(n * sizeof(**v));
+	if (!*v)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		json_t *x = json_array_get(emb, i);
+
+		if (!json_is_number(x)) {
+			free(*v);
+			*v = NULL;
+			return store_fail(-EINVAL,
+					  "node \"embedding\"[%zu] is not a "
+					  "number",
+					  i);
+		}
+		(*v)[i] = (float)json_number_value(x);
+	}
+	*dim = (uint32_t)n;
+	return 0;
+}
+
+int store_node_put(struct store *s, const char *json, size_t len)
+{
+	json_t *root, *node, *meta, *old = NULL, *wrapped = NULL, *nm = NULL;
+	const char *id, *ref, *old_ref = NULL, *type = STORE_TYPE_TEXT;
+	const char *text;
+	struct engine_batch *b = NULL;
+	float *v = NULL;
+	uint32_t dim = 0, have;
+	char hash[33];
+	int rc;
+
+	store_clear_error();
+	rc = store_parse_object("node", json, len, &root);
+	if (rc)
+		return rc;
+	node = root;
+	if (json_is_object(json_object_get(root, "__data__"))) {
+		node = json_object_get(root, "__data__");
+		if (json_is_string(json_object_get(root, "__type__")))
+			type = json_string_value(
+				json_object_get(root, "__type__"));
+	}
+	id = json_string_value(json_object_get(node, "id_"));
+	if (!id) {
+		rc = store_fail(-EINVAL, "node has no string \"id_\"");
+		goto out;
+	}
+	rc = store_check_id("node", id);
+	if (rc)
+		goto out;
+	if (json_object_get(node, "text") &&
+	    !json_is_string(json_object_get(node, "text"))) {
+		rc = store_fail(-EINVAL, "node \"text\" is not a string");
+		goto out;
+	}
+	meta = json_object_get(node, "metadata");
+	if (meta && !json_is_object(meta) && !json_is_null(meta)) {
+		rc = store_fail(-EINVAL, "node \"metadata\" is not an object");
+		goto out;
+	}
+	rc = store_parse_embedding(json_object_get(node, "embedding"), &v,
+				   &dim);
+	if (rc)
+		goto out;
+	have = engine_vec_dim(s->eng, STORE_VEC_PREFIX STORE_NS_DEFAULT);
+	if (v && have && have != dim) {
+		rc = store_fail(-EINVAL,
+				"node embedding has %u dimensions; namespace "
+				"default holds %u",
+				dim, have);
+		goto out;
+	}
+	/* Vectors live in the vector store; the docstore keeps null. */
+	json_object_set_new(node, "embedding", json_null());
+	ref = store_source_of(node);
+	if (ref) {
+		rc = store_check_id("ref doc", ref);
+		if (rc)
+			goto out;
+	}
+	text = json_string_value(json_object_get(node, "text"));
+	if (!text)
+		text = "";
+	store_node_hash(text, strlen(text), meta ? meta : json_null(), hash);
+
+	pthread_mutex_lock(&s->wlock);
+	b = engine_batch_new();
+	if (!b) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	if (store_get_object(s, STORE_C_DATA, id, &old) == 0)
+		old_ref = store_source_of(json_object_get(old, "__data__"));
+	if (old_ref && (!ref || strcmp(old_ref, ref) != 0))
+		rc = store_batch_unref(s, b, old_ref, id);
+	wrapped = store_wrap(json_incref(node), type);
+	if (!rc)
+		rc = store_batch_put_obj(b, STORE_C_DATA, id, wrapped);
+	nm = ref ? json_pack("{s:s,s:s}", "doc_hash", hash, "ref_doc_id", ref)
+		 : json_pack("{s:s}", "doc_hash", hash);
+	if (!rc)
+		rc = store_batch_put_obj(b, STORE_C_META, id, nm);
+	if (!rc && ref)
+		rc = store_batch_ref(s, b, ref, id, meta);
+	if (!rc && v)
+		rc = engine_batch_put_vec(b, STORE_VEC_PREFIX STORE_NS_DEFAULT,
+					  id, v, dim);
+	else if (!rc)
+		rc = store_batch_builtin_vec(s, b, id, text, strlen(text));
+	if (!rc)
+		rc = engine_commit(s->eng, b);
+out_unlock:
+	pthread_mutex_unlock(&s->wlock);
+out:
+	engine_batch_free(b);
+	json_decref(old);
+	json_decref(wrapped);
+	json_decref(nm);
+	json_decref(root);
+	free(v);
+	return rc;
+}
+
+int store_node_get(struct store *s, const char *id, char **json, size_t *len)
+{
+	json_t *w, *d;
+	char *text;
+	int rc;
+
+	rc = store_get_object(s, STORE_C_DATA, id, &w);
+	if (rc)
+		return rc;
+	d = json_object_get(w, "__data__");
+	text = d ? store_dump(d) : NULL;
+	json_decref(w);
+	if (!text)
+		return d ? -ENOMEM
+			 : store_fail(-EINVAL, "node %s is damaged", id);
+	*json = text;
+	*len = strlen(text);
+	return 0;
+}
+
+int store_node_del(struct store *s, const char *id)
+{
+	struct engine_batch *b = NULL;
+	char **nss = NULL;
+	json_t *old = NULL;
+	const char *ref;
+	int rc;
+
+	store_clear_error();
+	pthread_mutex_lock(&s->wlock);
+	rc = store_get_object(s, STORE_C_DATA, id, &old);
+	if (rc)
+		goto out;
+	rc = store_list_namespaces(s, &nss);
+	if (rc)
+		goto out;
+	b = engine_batch_new();
+	if (!b) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = store_batch_del_node(b, nss, id);
+	ref = store_source_of(json_object_get(old, "__data__"));
+	if (!rc && ref)
+		rc = store_batch_unref(s, b, ref, id);
+	if (!rc)
+		rc = engine_commit(s->eng, b);
+out:
+	engine_batch_free(b);
+	store_free_strv(nss);
+	json_decref(old);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
+}
+
+/* --- the keyword index follows docstore/data ---------------------------- */
+
+void store_observe(void *arg, const char *coll, const char *key,
+		   enum engine_type type, const void *data, size_t len)
+{
+	struct store *s = arg;
+	json_t *w, *text;
+
+	if (strcmp(coll, STORE_C_DATA) != 0)
+		return;
+	if (type != ENGINE_JSON) {
+		text_index_del(s->bm25, key);
+		return;
+	}
+	w = json_loadb(data, len, 0, NULL);
+	text = json_object_get(json_object_get(w, "__data__"), "text");
+	if (json_is_string(text))
+		text_index_put(s->bm25, key, json_string_value(text),
+			       json_string_length(text));
+	else
+		text_index_del(s->bm25, key);
+	json_decref(w);
+}

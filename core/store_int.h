@@ -1,0 +1,106 @@
+/* store_int.h - what the store_*.c files share; not for other modules. */
+#ifndef LODEFS_STORE_INT_H
+#define LODEFS_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+
+#include "core/store.h"
+#include "core/text.h"
+
+#define STORE_C_DATA	 "docstore/data"
+#define STORE_C_META	 "docstore/metadata"
+#define STORE_C_REFS	 "docstore/ref_doc_info"
+#define STORE_C_INDEX	 "index_store/data"
+#define STORE_C_GRAPH	 "graph_store/data"
+#define STORE_C_CONTENT	 "lodefs/content"
+#define STORE_C_FILES	 "lodefs/files"
+#define STORE_VEC_PREFIX "vector_store/"
+#define STORE_NS_MAX	 200
+
+/* LlamaIndex's NodeRelationship and ObjectType values. */
+#define STORE_REL_SOURCE    "1"
+#define STORE_REL_PREVIOUS  "2"
+#define STORE_REL_NEXT	    "3"
+#define STORE_TYPE_TEXT	    "1"
+#define STORE_TYPE_DOCUMENT "4"
+
+struct store {
+	struct backend *be;
+	struct engine *eng;
+	struct store_opts opts;
+	struct text_index *bm25;
+	/* Serialises read-modify-write sequences (ref_doc_info, triples). */
+	pthread_mutex_t wlock;
+	atomic_uint_fast64_t queries;
+};
+
+/* Sets the thread's error text and returns rc (a negative errno). */
+int store_fail(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The string value of j, or "" if j is not a string. */
+static inline const char *store_str(const json_t *j)
+{
+	const char *v = json_string_value(j);
+
+	return v ? v : "";
+}
+
+/* Clears the thread's error text. */
+void store_clear_error(void);
+
+/*
+ * Parses `len` bytes of JSON that must be an object.  Returns 0 and a new
+ * reference in *out, or -EINVAL with the reason set (`what` names the
+ * input in the message).
+ */
+int store_parse_object(const char *what, const char *data, size_t len,
+		       json_t **out);
+
+/* Compact JSON text of `j` in key order as inserted; malloc'd or NULL. */
+char *store_dump(const json_t *j);
+
+/* Adds `j` under coll/key to batch `b` (does not steal j). */
+int store_batch_put_obj(struct engine_batch *b, const char *coll,
+			const char *key, const json_t *j);
+
+/* Loads coll/key as a JSON object: 0, -ENOENT, or -EINVAL if damaged. */
+int store_get_object(struct store *s, const char *coll, const char *key,
+		     json_t **out);
+
+/* Writes "vector_store/<ns>" into buf; -EINVAL for an invalid ns. */
+int store_vec_coll(const char *ns, char *buf, size_t size);
+
+/* Checks an id (node, doc, index, subject): non-empty UTF-8, not too long. */
+int store_check_id(const char *what, const char *id);
+
+/*
+ * Collects the names of the vector namespaces (without the prefix) into a
+ * NULL-terminated malloc'd array; free with store_free_strv.
+ */
+int store_list_namespaces(struct store *s, char ***out);
+void store_free_strv(char **v);
+
+/*
+ * Adds to `b` the deletion of node `id`: its docstore data and metadata and
+ * its vector in every namespace of `nss`.
+ */
+int store_batch_del_node(struct engine_batch *b, char *const *nss,
+			 const char *id);
+
+/* The observer that keeps the keyword index in step with docstore/data. */
+void store_observe(void *arg, const char *coll, const char *key,
+		   enum engine_type type, const void *data, size_t len);
+
+/* A set of strings (open addressing), for id restrictions. */
+struct strset;
+struct strset *strset_new(void);
+void strset_free(struct strset *set); /* accepts NULL */
+int strset_add(struct strset *set, const char *s);
+int strset_has(const struct strset *set, const char *s);
+size_t strset_count(const struct strset *set);
+
+#endif

@@ -1,0 +1,499 @@
+/* store_query.c - retrieval: BM25, exact cosine, hybrid fusion, results. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/store_int.h"
+#include "core/vec.h"
+
+/* Which nodes a query may return, when it is restricted at all. */
+struct store_allow {
+	struct strset *set; /* NULL: every node */
+};
+
+static int store_allow_fn(void *arg, const char *id)
+{
+	const struct store_allow *a = arg;
+
+	return !a->set || strset_has(a->set, id);
+}
+
+struct store_allow_scan {
+	struct store_allow *allow;
+	const struct strset *candidates; /* NULL: all nodes */
+	const struct vec_filters *filters;
+	int rc;
+};
+
+static int store_allow_node(void *arg, const char *key, enum engine_type type,
+			    const void *data, size_t len)
+{
+	struct store_allow_scan *sc = arg;
+	json_t *w, *meta;
+	int ok = 1;
+
+	if (sc->candidates && !strset_has(sc->candidates, key))
+		return 0;
+	if (sc->filters) {
+		w = json_loadb(data, len, 0, NULL);
+		meta = json_object_get(json_object_get(w, "__data__"),
+				       "metadata");
+		ok = vec_filter_match(sc->filters, meta ? meta : json_object());
+		json_decref(w);
+	}
+	if (ok && strset_add(sc->allow->set, key))
+		return -ENOMEM;
+	return 0;
+}
+
+struct store_ref_scan {
+	struct strset *nodes;
+};
+
+/* Collects the node ids of the restricting ref docs and node ids. */
+static int store_query_candidates(struct store *s, const struct store_query *q,
+				  struct strset **out)
+{
+	struct strset *set;
+	size_t i, j;
+	int rc = 0;
+
+	*out = NULL;
+	if (!q->doc_ids && !q->node_ids)
+		return 0;
+	set = strset_new();
+	if (!set)
+		return -ENOMEM;
+	for (i = 0; i < q->n_node_ids && !rc; i++)
+		rc = strset_add(set, q->node_ids[i]);
+	for (i = 0; i < q->n_doc_ids && !rc; i++) {
+		json_t *info, *ids;
+
+		if (store_get_object(s, STORE_C_REFS, q->doc_ids[i], &info))
+			continue;
+		ids = json_object_get(info, "node_ids");
+		for (j = 0; j < json_array_size(ids) && !rc; j++) {
+			const char *id =
+				json_string_value(json_array_get(ids, j));
+
+			if (id)
+				rc = strset_add(set, id);
+		}
+		json_decref(info);
+	}
+	if (rc) {
+		strset_free(set);
+		return rc;
+	}
+	*out = set;
+	return 0;
+}
+
+/*
+ * LlamaIndex applies node_ids, doc_ids and filters together (AND); with
+ * both node_ids and doc_ids a node must match either list.
+ */
+static int store_query_allow(struct store *s, const struct store_query *q,
+			     struct store_allow *allow)
+{
+	struct store_allow_scan sc = { 0 };
+	struct strset *cand;
+	int rc;
+
+	allow->set = NULL;
+	rc = store_query_candidates(s, q, &cand);
+	if (rc)
+		return rc;
+	if (!cand && !q->filters)
+		return 0;
+	if (cand && !q->filters) {
+		allow->set = cand;
+		return 0;
+	}
+	allow->set = strset_new();
+	if (!allow->set) {
+		strset_free(cand);
+		return -ENOMEM;
+	}
+	sc.allow = allow;
+	sc.candidates = cand;
+	sc.filters = q->filters;
+	rc = engine_foreach(s->eng, STORE_C_DATA, store_allow_node, &sc);
+	strset_free(cand);
+	if (rc) {
+		strset_free(allow->set);
+		allow->set = NULL;
+	}
+	return rc;
+}
+
+/* A scored id, the common currency of the retrievers below. */
+struct store_scored {
+	char *id;
+	double score;
+};
+
+static void store_scored_free(struct store_scored *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i].id);
+	free(v);
+}
+
+static int store_keyword(struct store *s, const struct store_query *q, size_t k,
+			 struct store_allow *allow, struct store_scored **out,
+			 size_t *n)
+{
+	struct text_results r = { 0 };
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!q->text || !*q->text)
+		return store_fail(-EINVAL, "a keyword query needs query text");
+	rc = text_index_search(s->bm25, q->text, k,
+			       allow->set ? store_allow_fn : NULL, allow, &r);
+	if (rc)
+		return rc;
+	*out = calloc(r.n ? r.n : 1, sizeof(**out));
+	if (!*out) {
+		text_results_free(&r);
+		return -ENOMEM;
+	}
+	for (i = 0; i < r.n; i++) {
+		(*out)[i].id = r.hits[i].id;
+		(*out)[i].score = r.hits[i].score;
+		r.hits[i].id = NULL;
+	}
+	*n = r.n;
+	text_results_free(&r);
+	return 0;
+}
+
+struct store_vscan {
+	const float *query;
+	uint32_t dim;
+	size_t k;
+	struct store_allow *allow;
+	struct vec_hit *hits;
+	size_t n;
+};
+
+static int store_vscan(void *arg, const struct engine_vecs *v)
+{
+	struct store_vscan *vs = arg;
+
+	if (v->dim != vs->dim)
+		return store_fail(-EINVAL,
+				  "query vector has %u dimensions; the "
+				  "namespace holds %u",
+				  vs->dim, v->dim);
+	return vec_topk(v, vs->query, vs->dim, vs->k,
+			vs->allow->set ? store_allow_fn : NULL, vs->allow,
+			&vs->hits, &vs->n);
+}
+
+static int store_vector(struct store *s, const struct store_query *q, size_t k,
+			struct store_allow *allow, struct store_scored **out,
+			size_t *n)
+{
+	char coll[STORE_NS_MAX + 32];
+	struct store_vscan vs = { 0 };
+	float *own = NULL;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = store_vec_coll(q->ns, coll, sizeof(coll));
+	if (rc)
+		return rc;
+	vs.query = q->embedding;
+	vs.dim = q->dim;
+	if (!vs.query) {
+		/* Without a model, the text gets the built-in embedding. */
+		if (!q->text || !*q->text)
+			return store_fail(-EINVAL,
+					  "a vector query needs "
+					  "query_embedding or query text");
+		vs.dim = engine_vec_dim(s->eng, coll);
+		if (!vs.dim)
+			return 0;
+		if (vs.dim != s->opts.embed_dim)
+			return store_fail(-EINVAL,
+					  "namespace %s holds %u-dimensional "
+					  "vectors from a model; give "
+					  "query_embedding",
+					  q->ns ? q->ns : STORE_NS_DEFAULT,
+					  vs.dim);
+		own = malloc(vs.dim * sizeof(*own));
+		if (!own)
+			return -ENOMEM;
+		vec_embed_hash(q->text, strlen(q->text), vs.dim, own);
+		vs.query = own;
+	}
+	vs.k = k;
+	vs.allow = allow;
+	rc = engine_with_vecs(s->eng, coll, store_vscan, &vs);
+	free(own);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	*out = calloc(vs.n ? vs.n : 1, sizeof(**out));
+	if (!*out) {
+		vec_hits_free(vs.hits, vs.n);
+		return -ENOMEM;
+	}
+	for (i = 0; i < vs.n; i++) {
+		(*out)[i].id = vs.hits[i].key;
+		(*out)[i].score = vs.hits[i].score;
+		vs.hits[i].key = NULL;
+	}
+	*n = vs.n;
+	vec_hits_free(vs.hits, vs.n);
+	return 0;
+}
+
+static int store_scored_cmp(const void *a, const void *b)
+{
+	const struct store_scored *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score < y->score ? 1 : -1;
+	return strcmp(x->id, y->id);
+}
+
+/* Min-max normalises scores into [0, 1] (all equal: all 1). */
+static void store_normalise(struct store_scored *v, size_t n)
+{
+	double lo = INFINITY, hi = -INFINITY;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		lo = fmin(lo, v[i].score);
+		hi = fmax(hi, v[i].score);
+	}
+	for (i = 0; i < n; i++)
+		v[i].score = hi > lo ? (v[i].score - lo) / (hi - lo) : 1.0;
+}
+
+/*
+ * LlamaIndex's relative score fusion: each side min-max normalised, the
+ * vector side weighted alpha and the keyword side 1 - alpha, summed per
+ * node.
+ */
+static int store_fuse(struct store_scored *vec, size_t nv,
+		      struct store_scored *kw, size_t nk, double alpha,
+		      size_t k, struct store_scored **out, size_t *n)
+{
+	struct store_scored *all;
+	size_t i, j, m = 0;
+
+	store_normalise(vec, nv);
+	store_normalise(kw, nk);
+	all = calloc(nv + nk + 1, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (i = 0; i < nv; i++) {
+		all[m].id = vec[i].id;
+		vec[i].id = NULL;
+		all[m++].score = alpha * vec[i].score;
+	}
+	for (i = 0; i < nk; i++) {
+		for (j = 0; j < nv; j++)
+			if (all[j].id && strcmp(all[j].id, kw[i].id) == 0)
+				break;
+		if (j < nv) {
+			all[j].score += (1 - alpha) * kw[i].score;
+			continue;
+		}
+		all[m].id = kw[i].id;
+		kw[i].id = NULL;
+		all[m++].score = (1 - alpha) * kw[i].score;
+	}
+	qsort(all, m, sizeof(*all), store_scored_cmp);
+	for (i = k; i < m; i++) {
+		free(all[i].id);
+		all[i].id = NULL;
+	}
+	*out = all;
+	*n = m < k ? m : k;
+	return 0;
+}
+
+/* Fills a hit from the node's stored JSON. */
+static int store_fill_hit(struct store *s, const struct store_scored *sc,
+			  struct store_hit *h)
+{
+	json_t *w, *d, *meta, *src;
+	const char *ref;
+	int rc;
+
+	h->score = sc->score;
+	h->node_id = strdup(sc->id);
+	if (!h->node_id)
+		return -ENOMEM;
+	rc = store_get_object(s, STORE_C_DATA, sc->id, &w);
+	if (rc == -ENOENT) {
+		/* A vector without a node: report the id alone. */
+		h->text = strdup("");
+		h->metadata = strdup("{}");
+		return h->text && h->metadata ? 0 : -ENOMEM;
+	}
+	if (rc)
+		return rc;
+	d = json_object_get(w, "__data__");
+	meta = json_object_get(d, "metadata");
+	src = json_object_get(json_object_get(d, "relationships"),
+			      STORE_REL_SOURCE);
+	ref = json_string_value(json_object_get(src, "node_id"));
+	h->text = strdup(store_str(json_object_get(d, "text")));
+	h->metadata = json_is_object(meta) ? store_dump(meta) : strdup("{}");
+	h->ref_doc_id = ref ? strdup(ref) : NULL;
+	json_decref(w);
+	if (!h->text || !h->metadata || (ref && !h->ref_doc_id))
+		return -ENOMEM;
+	return 0;
+}
+
+int store_query(struct store *s, const struct store_query *q,
+		struct store_hit **hits, size_t *n)
+{
+	struct store_scored *vec = NULL, *kw = NULL, *res = NULL;
+	size_t nv = 0, nk = 0, nres = 0, k = q->k ? q->k : 2, i;
+	struct store_allow allow = { 0 };
+	enum store_mode mode = q->mode;
+	double alpha = q->alpha < 0 ? 0.5 : q->alpha;
+	int rc;
+
+	store_clear_error();
+	*hits = NULL;
+	*n = 0;
+	if (alpha > 1)
+		return store_fail(-EINVAL, "alpha must be between 0 and 1");
+	if (q->embedding && q->dim == 0)
+		return store_fail(-EINVAL, "empty query_embedding");
+	if (mode == STORE_MODE_DEFAULT)
+		mode = q->embedding ? STORE_MODE_VECTOR : STORE_MODE_KEYWORD;
+	atomic_fetch_add(&s->queries, 1);
+	rc = store_query_allow(s, q, &allow);
+	if (rc)
+		return rc;
+	switch (mode) {
+	case STORE_MODE_KEYWORD:
+		rc = store_keyword(s, q, k, &allow, &res, &nres);
+		break;
+	case STORE_MODE_VECTOR:
+		rc = store_vector(s, q, k, &allow, &res, &nres);
+		break;
+	case STORE_MODE_HYBRID:
+		rc = store_vector(s, q, k, &allow, &vec, &nv);
+		if (!rc)
+			rc = store_keyword(s, q, k, &allow, &kw, &nk);
+		if (!rc)
+			rc = store_fuse(vec, nv, kw, nk, alpha, k, &res, &nres);
+		break;
+	default:
+		rc = store_fail(-EINVAL, "unknown query mode");
+	}
+	if (rc)
+		goto out;
+	*hits = calloc(nres ? nres : 1, sizeof(**hits));
+	if (!*hits) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < nres && !rc; i++)
+		rc = store_fill_hit(s, &res[i], &(*hits)[i]);
+	if (rc) {
+		store_hits_free(*hits, nres);
+		*hits = NULL;
+		goto out;
+	}
+	*n = nres;
+out:
+	store_scored_free(vec, nv);
+	store_scored_free(kw, nk);
+	store_scored_free(res, nres);
+	strset_free(allow.set);
+	return rc;
+}
+
+void store_hits_free(struct store_hit *hits, size_t n)
+{
+	size_t i;
+
+	for (i = 0; hits && i < n; i++) {
+		free(hits[i].node_id);
+		free(hits[i].ref_doc_id);
+		free(hits[i].text);
+		free(hits[i].metadata);
+	}
+	free(hits);
+}
+
+static const char *store_mode_name(enum store_mode m, int vector)
+{
+	switch (m) {
+	case STORE_MODE_KEYWORD:
+		return "keyword";
+	case STORE_MODE_VECTOR:
+		return "vector";
+	case STORE_MODE_HYBRID:
+		return "hybrid";
+	default:
+		return vector ? "vector" : "keyword";
+	}
+}
+
+char *store_hits_json(const struct store_query *q, const struct store_hit *hits,
+		      size_t n)
+{
+	json_t *root = json_object(), *nodes = json_array(),
+	       *ids = json_array();
+	json_t *sims = json_array();
+	char *text = NULL;
+	size_t i;
+
+	if (!root || !nodes || !ids || !sims)
+		goto out;
+	json_object_set_new(root, "query_str",
+			    q->text ? json_string(q->text) : json_null());
+	json_object_set_new(
+		root, "mode",
+		json_string(store_mode_name(q->mode, !!q->embedding)));
+	json_object_set_new(root, "similarity_top_k",
+			    json_integer((json_int_t)(q->k ? q->k : 2)));
+	for (i = 0; i < n; i++) {
+		json_t *meta = json_loads(hits[i].metadata, 0, NULL);
+		json_t *h = json_object();
+
+		json_object_set_new(h, "rank", json_integer((json_int_t)i + 1));
+		json_object_set_new(h, "score", json_real(hits[i].score));
+		json_object_set_new(h, "node_id", json_string(hits[i].node_id));
+		json_object_set_new(h, "ref_doc_id",
+				    hits[i].ref_doc_id
+					    ? json_string(hits[i].ref_doc_id)
+					    : json_null());
+		json_object_set_new(h, "text", json_string(hits[i].text));
+		json_object_set_new(h, "metadata", meta ? meta : json_object());
+		json_array_append_new(nodes, h);
+		json_array_append_new(ids, json_string(hits[i].node_id));
+		json_array_append_new(sims, json_real(hits[i].score));
+	}
+	json_object_set(root, "nodes", nodes);
+	json_object_set(root, "ids", ids);
+	json_object_set(root, "similarities", sims);
+	text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+out:
+	json_decref(root);
+	json_decref(nodes);
+	json_decref(ids);
+	json_decref(sims);
+	return text;
+}

@@ -1,0 +1,849 @@
+/* text_bm25.c - the incremental, thread-safe BM25 inverted index. */
+#include "core/text.h"
+#include "core/text_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/*
+ * Layout.  Each document gets a doc number in order of arrival; replacing
+ * a document kills its number and gives it a new one, so every postings
+ * list is appended in ascending doc order and can be delta-coded: a list
+ * is a byte string of LEB128 varint pairs (doc - previous doc, tf), about
+ * 2-3 bytes per posting.  A document keeps the ascending list of its term
+ * numbers (also delta varints) so that deleting it can fix every df at
+ * once; its postings stay behind as dead weight, skipped while scoring,
+ * until a compaction rewrites all lists in place with renumbered docs.
+ */
+
+#define BM25_NONE	UINT32_MAX
+#define BM25_BIGRAM_SEP ' ' /* never inside a token */
+
+/* --- the index ----------------------------------------------------------- */
+
+/*
+ * Most terms of any vocabulary occur once or twice (Zipf), so a postings
+ * list of up to BM25_INLINE bytes lives inside the term itself (cap 0)
+ * rather than in a malloc'd buffer that would cost three times as much.
+ */
+#define BM25_INLINE 8
+
+struct text_term {
+	union {
+		uint8_t *heap;
+		uint8_t in[BM25_INLINE];
+	} post;		   /* varint (doc delta, tf) pairs */
+	uint32_t len, cap; /* bytes; cap 0 means inline */
+	uint32_t df;	   /* live documents containing the term */
+	uint32_t last;	   /* doc number of the last posting */
+};
+
+static uint8_t *bm25_post(struct text_term *t)
+{
+	return t->cap ? t->post.heap : t->post.in;
+}
+
+static const uint8_t *bm25_post_c(const struct text_term *t)
+{
+	return t->cap ? t->post.heap : t->post.in;
+}
+
+struct text_doc {
+	char *id;	/* NULL once deleted or replaced */
+	uint8_t *terms; /* ascending term numbers as varint deltas */
+	uint32_t nterms;
+	uint32_t len; /* tokens after stopword removal */
+};
+
+struct text_index {
+	pthread_rwlock_t lock;
+	double k1, b, bigram_weight;
+
+	struct text_strs dict;	 /* term -> term number */
+	struct text_term *terms; /* by term number */
+	uint32_t terms_cap;
+
+	struct text_doc *docs; /* by doc number */
+	uint32_t ndocs, docs_cap;
+	uint32_t *ids; /* id -> doc number + 1, open addressing */
+	uint32_t nids, ids_slots;
+
+	uint64_t n;	    /* live documents with at least one token */
+	uint64_t total_len; /* their summed lengths */
+	uint64_t postings;  /* stored, dead ones included */
+	uint64_t dead_postings;
+	uint32_t dead_docs;
+	uint64_t post_bytes; /* capacity of all postings lists */
+	uint64_t fwd_bytes;  /* of all documents' term lists */
+	uint64_t id_bytes;
+};
+
+/* --- document analysis, done before taking the lock ---------------------- */
+
+/* The distinct terms (and bigrams) of a text with their frequencies. */
+struct bm25_bag {
+	struct text_strs keys;
+	uint32_t *tf;
+	uint32_t tf_cap;
+	uint32_t len; /* unigram tokens */
+	int bigrams;
+	char prev[TEXT_TOKEN_MAX + 1];
+	size_t prev_len;
+	int err;
+};
+
+static int bm25_bag_count(struct bm25_bag *bag, const char *key, size_t len)
+{
+	uint32_t e;
+	int added, rc;
+
+	if (bag->keys.n == bag->tf_cap) {
+		uint32_t cap = bag->tf_cap ? 2 * bag->tf_cap : 64;
+		uint32_t *tf = realloc(bag->tf, cap * sizeof(*tf));
+
+		if (!tf)
+			return -ENOMEM;
+		bag->tf = tf;
+		bag->tf_cap = cap;
+	}
+	rc = text_strs_intern(&bag->keys, key, len, &e, &added);
+	if (rc)
+		return rc;
+	if (added)
+		bag->tf[e] = 0;
+	if (bag->tf[e] < UINT32_MAX)
+		bag->tf[e]++;
+	return 0;
+}
+
+static int bm25_bag_token(void *arg, const char *tok, size_t len)
+{
+	struct bm25_bag *bag = arg;
+	char pair[2 * TEXT_TOKEN_MAX + 1];
+	int rc;
+
+	rc = bm25_bag_count(bag, tok, len);
+	if (!rc && bag->bigrams && bag->prev_len) {
+		memcpy(pair, bag->prev, bag->prev_len);
+		pair[bag->prev_len] = BM25_BIGRAM_SEP;
+		memcpy(pair + bag->prev_len + 1, tok, len);
+		rc = bm25_bag_count(bag, pair, bag->prev_len + 1 + len);
+	}
+	if (rc) {
+		bag->err = rc;
+		return rc;
+	}
+	memcpy(bag->prev, tok, len);
+	bag->prev_len = len;
+	if (bag->len < UINT32_MAX)
+		bag->len++;
+	return 0;
+}
+
+static int bm25_bag_fill(struct bm25_bag *bag, const char *text, size_t len,
+			 int bigrams)
+{
+	memset(bag, 0, sizeof(*bag));
+	bag->bigrams = bigrams;
+	text_tokenize(text, len, TEXT_ANALYZE, bm25_bag_token, bag);
+	return bag->err;
+}
+
+static void bm25_bag_free(struct bm25_bag *bag)
+{
+	text_strs_free(&bag->keys);
+	free(bag->tf);
+}
+
+/* --- the id map ---------------------------------------------------------- */
+
+static uint32_t bm25_id_home(const struct text_index *idx, const char *id)
+{
+	return (uint32_t)XXH3_64bits(id, strlen(id)) & (idx->ids_slots - 1);
+}
+
+/* The slot holding id, or the empty slot where it would go. */
+static uint32_t bm25_id_slot(const struct text_index *idx, const char *id)
+{
+	uint32_t mask = idx->ids_slots - 1, i = bm25_id_home(idx, id);
+
+	for (;; i = (i + 1) & mask)
+		if (!idx->ids[i] ||
+		    strcmp(idx->docs[idx->ids[i] - 1].id, id) == 0)
+			return i;
+}
+
+static int bm25_id_rehash(struct text_index *idx, uint32_t nslots)
+{
+	uint32_t *old = idx->ids, d;
+
+	idx->ids = calloc(nslots, sizeof(*idx->ids));
+	if (!idx->ids) {
+		idx->ids = old;
+		return -ENOMEM;
+	}
+	free(old);
+	idx->ids_slots = nslots;
+	for (d = 0; d < idx->ndocs; d++)
+		if (idx->docs[d].id)
+			idx->ids[bm25_id_slot(idx, idx->docs[d].id)] = d + 1;
+	return 0;
+}
+
+/* Removes slot i, shifting later members of its cluster back. */
+static void bm25_id_remove(struct text_index *idx, uint32_t i)
+{
+	uint32_t mask = idx->ids_slots - 1, j = i, home;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!idx->ids[j])
+			break;
+		home = bm25_id_home(idx, idx->docs[idx->ids[j] - 1].id);
+		/* Move j into the hole unless its home lies in (i, j]. */
+		if (i <= j ? (home <= i || home > j)
+			   : (home <= i && home > j)) {
+			idx->ids[i] = idx->ids[j];
+			i = j;
+		}
+	}
+	idx->ids[i] = 0;
+	idx->nids--;
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+/*
+ * Forgets doc d: fixes df, N and avgdl; its postings become dead.  Returns
+ * its id, which the caller frees or reuses.
+ */
+static char *bm25_kill(struct text_index *idx, uint32_t d)
+{
+	struct text_doc *doc = &idx->docs[d];
+	const uint8_t *p = doc->terms;
+	uint32_t i, t = 0;
+	char *id = doc->id;
+
+	for (i = 0; i < doc->nterms; i++) {
+		t += text_varint_get(&p);
+		idx->terms[t].df--;
+	}
+	idx->fwd_bytes -= (uint64_t)(p - doc->terms);
+	idx->id_bytes -= strlen(id) + 1;
+	idx->dead_postings += doc->nterms;
+	if (doc->len) {
+		idx->n--;
+		idx->total_len -= doc->len;
+	}
+	free(doc->terms);
+	doc->id = NULL;
+	doc->terms = NULL;
+	idx->dead_docs++;
+	return id;
+}
+
+static int bm25_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Rewrites every postings list without dead documents and renumbers the
+ * live ones densely.  In place: a kept posting's new delta is at most the
+ * sum of the old deltas it replaces, so its varint is never longer, and
+ * the writer never overtakes the reader.  Without memory for the
+ * renumbering table it does nothing.
+ */
+static void bm25_compact(struct text_index *idx)
+{
+	uint32_t *remap, d, nd = 0, t;
+
+	remap = malloc((idx->ndocs ? idx->ndocs : 1) * sizeof(*remap));
+	if (!remap)
+		return;
+	for (d = 0; d < idx->ndocs; d++)
+		remap[d] = idx->docs[d].id ? nd++ : BM25_NONE;
+	idx->post_bytes = 0;
+	for (t = 0; t < idx->dict.n; t++) {
+		struct text_term *term = &idx->terms[t];
+		uint8_t *base = bm25_post(term), *wr = base;
+		const uint8_t *rd = base, *end = base + term->len;
+		uint32_t old = 0, prev = 0, tf;
+
+		while (rd < end) {
+			old += text_varint_get(&rd);
+			tf = text_varint_get(&rd);
+			if (remap[old] == BM25_NONE)
+				continue;
+			wr += text_varint_put(wr, remap[old] - prev);
+			wr += text_varint_put(wr, tf);
+			prev = remap[old];
+		}
+		term->len = (uint32_t)(wr - base);
+		term->last = prev;
+		if (term->cap && term->len <= BM25_INLINE) {
+			uint8_t *heap = term->post.heap;
+
+			memcpy(term->post.in, heap, term->len);
+			free(heap);
+			term->cap = 0;
+		} else if (term->cap > 2 * term->len + 16) {
+			uint8_t *p = realloc(term->post.heap, term->len);
+
+			if (p) {
+				term->post.heap = p;
+				term->cap = term->len;
+			}
+		}
+		idx->post_bytes += term->cap;
+	}
+	for (d = 0; d < idx->ndocs; d++)
+		if (remap[d] != BM25_NONE)
+			idx->docs[remap[d]] = idx->docs[d];
+	idx->ndocs = nd;
+	idx->postings -= idx->dead_postings;
+	idx->dead_postings = 0;
+	idx->dead_docs = 0;
+	free(remap);
+	/* Rebuilt in place: same ids, new numbers, nothing to allocate. */
+	if (idx->ids_slots)
+		memset(idx->ids, 0, idx->ids_slots * sizeof(*idx->ids));
+	for (d = 0; d < idx->ndocs; d++)
+		idx->ids[bm25_id_slot(idx, idx->docs[d].id)] = d + 1;
+}
+
+static void bm25_maybe_compact(struct text_index *idx)
+{
+	if ((idx->dead_postings > 4096 &&
+	     idx->dead_postings * 4 > idx->postings) ||
+	    (idx->dead_docs > 4096 && idx->dead_docs * 4ull > idx->ndocs))
+		bm25_compact(idx);
+}
+
+/* Makes room for `more` bytes in term t's postings. */
+static int bm25_term_reserve(struct text_index *idx, uint32_t t, size_t more)
+{
+	struct text_term *term = &idx->terms[t];
+	size_t cap;
+	uint8_t *p;
+
+	if (term->len + more <= (term->cap ? term->cap : BM25_INLINE))
+		return 0;
+	cap = term->cap ? (size_t)term->cap + term->cap / 2 : 2 * BM25_INLINE;
+	if (cap < term->len + more)
+		cap = term->len + more;
+	if (cap > UINT32_MAX)
+		return -ENOMEM;
+	if (term->cap) {
+		p = realloc(term->post.heap, cap);
+		if (!p)
+			return -ENOMEM;
+	} else {
+		p = malloc(cap);
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, term->post.in, term->len);
+	}
+	idx->post_bytes += cap - term->cap;
+	term->post.heap = p;
+	term->cap = (uint32_t)cap;
+	return 0;
+}
+
+/*
+ * Interns every key of the bag into the dictionary, gid getting their
+ * numbers, and makes room in each for a posting of document d.
+ */
+static int bm25_intern_bag(struct text_index *idx, const struct bm25_bag *bag,
+			   uint32_t d, uint32_t *gid)
+{
+	uint32_t i;
+	const char *k;
+	size_t l;
+	int added, rc;
+
+	for (i = 0; i < bag->keys.n; i++) {
+		if (idx->dict.n == idx->terms_cap) {
+			uint32_t cap =
+				idx->terms_cap ? 2 * idx->terms_cap : 256;
+			struct text_term *terms;
+
+			if (cap < idx->terms_cap)
+				return -ENOMEM;
+			terms = realloc(idx->terms,
+					(size_t)cap * sizeof(*terms));
+			if (!terms)
+				return -ENOMEM;
+			idx->terms = terms;
+			idx->terms_cap = cap;
+		}
+		k = text_strs_key(&bag->keys, i, &l);
+		rc = text_strs_intern(&idx->dict, k, l, &gid[i], &added);
+		if (rc)
+			return rc;
+		if (added)
+			memset(&idx->terms[gid[i]], 0, sizeof(*idx->terms));
+		rc = bm25_term_reserve(
+			idx, gid[i],
+			text_varint_len(d - idx->terms[gid[i]].last) +
+				text_varint_len(bag->tf[i]));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Reserves room for one more document and one more id. */
+static int bm25_reserve_doc(struct text_index *idx)
+{
+	int rc;
+
+	if (idx->ndocs == BM25_NONE - 1)
+		bm25_compact(idx);
+	if (idx->ndocs == BM25_NONE - 1)
+		return -ENOSPC;
+	if (idx->ndocs == idx->docs_cap) {
+		uint32_t cap =
+			idx->docs_cap ? idx->docs_cap + idx->docs_cap / 2 : 64;
+		struct text_doc *docs;
+
+		if (cap < idx->docs_cap || cap > BM25_NONE - 1)
+			cap = BM25_NONE - 1;
+		docs = realloc(idx->docs, (size_t)cap * sizeof(*docs));
+		if (!docs)
+			return -ENOMEM;
+		idx->docs = docs;
+		idx->docs_cap = cap;
+	}
+	if ((uint64_t)(idx->nids + 1) * 2 > idx->ids_slots) {
+		rc = bm25_id_rehash(idx,
+				    idx->ids_slots ? 2 * idx->ids_slots : 64);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int text_index_put(struct text_index *idx, const char *id, const char *text,
+		   size_t len)
+{
+	struct bm25_bag bag;
+	uint32_t *gid = NULL, *sorted, i, d, slot;
+	uint8_t *fwd = NULL, *p;
+	size_t fwd_len = 0, n;
+	char *copy = NULL;
+	int rc;
+
+	if (!idx || !id || !*id || (!text && len))
+		return -EINVAL;
+	rc = bm25_bag_fill(&bag, text, len, idx->bigram_weight > 0);
+	if (rc)
+		goto out_bag;
+	n = bag.keys.n;
+	gid = malloc((2 * n + 1) * sizeof(*gid));
+	fwd = malloc(n * TEXT_VARINT_MAX + 1);
+	copy = strdup(id);
+	if (!gid || !fwd || !copy) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	sorted = gid + n;
+
+	pthread_rwlock_wrlock(&idx->lock);
+	/* Everything that can fail happens before the first change. */
+	rc = bm25_reserve_doc(idx);
+	if (!rc)
+		rc = bm25_intern_bag(idx, &bag, idx->ndocs, gid);
+	if (rc)
+		goto out_unlock;
+	memcpy(sorted, gid, n * sizeof(*gid));
+	qsort(sorted, n, sizeof(*sorted), bm25_cmp_u32);
+	for (i = 0; i < n; i++)
+		fwd_len += text_varint_put(fwd + fwd_len,
+					   sorted[i] - (i ? sorted[i - 1] : 0));
+	p = realloc(fwd, fwd_len ? fwd_len : 1);
+	if (p)
+		fwd = p;
+
+	/* Commit: nothing below allocates. */
+	slot = bm25_id_slot(idx, id);
+	if (idx->ids[slot]) {
+		free(copy);
+		copy = bm25_kill(idx, idx->ids[slot] - 1);
+	} else {
+		idx->nids++;
+	}
+	d = idx->ndocs++;
+	for (i = 0; i < n; i++) {
+		struct text_term *term = &idx->terms[gid[i]];
+		uint8_t *post = bm25_post(term);
+
+		term->len += (uint32_t)text_varint_put(post + term->len,
+						       d - term->last);
+		term->len +=
+			(uint32_t)text_varint_put(post + term->len, bag.tf[i]);
+		term->last = d;
+		term->df++;
+	}
+	idx->postings += n;
+	idx->fwd_bytes += fwd_len;
+	idx->id_bytes += strlen(copy) + 1;
+	idx->docs[d].id = copy;
+	idx->docs[d].terms = fwd;
+	idx->docs[d].nterms = (uint32_t)n;
+	idx->docs[d].len = bag.len;
+	if (bag.len) {
+		idx->n++;
+		idx->total_len += bag.len;
+	}
+	idx->ids[slot] = d + 1;
+	copy = NULL;
+	fwd = NULL;
+	bm25_maybe_compact(idx);
+out_unlock:
+	pthread_rwlock_unlock(&idx->lock);
+out_free:
+	free(copy);
+	free(fwd);
+	free(gid);
+out_bag:
+	bm25_bag_free(&bag);
+	return rc;
+}
+
+int text_index_del(struct text_index *idx, const char *id)
+{
+	uint32_t slot;
+	int rc = -ENOENT;
+
+	if (!idx || !id)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	if (idx->ids_slots) {
+		slot = bm25_id_slot(idx, id);
+		if (idx->ids[slot]) {
+			uint32_t d = idx->ids[slot] - 1;
+
+			bm25_id_remove(idx, slot);
+			free(bm25_kill(idx, d));
+			bm25_maybe_compact(idx);
+			rc = 0;
+		}
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	return rc;
+}
+
+int text_index_compact(struct text_index *idx)
+{
+	if (!idx)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	if (idx->dead_docs)
+		bm25_compact(idx);
+	pthread_rwlock_unlock(&idx->lock);
+	return 0;
+}
+
+/* --- searching ----------------------------------------------------------- */
+
+struct bm25_cand {
+	double score;
+	const char *id;
+};
+
+/* Whether a ranks below b: lower score, or same score and larger id. */
+static int bm25_worse(const struct bm25_cand *a, const struct bm25_cand *b)
+{
+	if (a->score != b->score)
+		return a->score < b->score;
+	return strcmp(a->id, b->id) > 0;
+}
+
+static int bm25_cand_cmp(const void *a, const void *b)
+{
+	const struct bm25_cand *x = a, *y = b;
+
+	if (bm25_worse(x, y))
+		return 1;
+	return bm25_worse(y, x) ? -1 : 0;
+}
+
+/* Sifts h[i] down a heap whose root is its worst member. */
+static void bm25_heap_down(struct bm25_cand *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, w = i;
+		struct bm25_cand tmp;
+
+		if (l < n && bm25_worse(&h[l], &h[w]))
+			w = l;
+		if (r < n && bm25_worse(&h[r], &h[w]))
+			w = r;
+		if (w == i)
+			return;
+		tmp = h[i];
+		h[i] = h[w];
+		h[w] = tmp;
+		i = w;
+	}
+}
+
+static void bm25_heap_up(struct bm25_cand *h, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		struct bm25_cand tmp;
+
+		if (!bm25_worse(&h[i], &h[parent]))
+			return;
+		tmp = h[i];
+		h[i] = h[parent];
+		h[parent] = tmp;
+		i = parent;
+	}
+}
+
+/* Per-query scratch: one accumulator per doc number, and who got one. */
+struct bm25_acc {
+	double *score; /* 0 untouched, < 0 filtered out */
+	uint32_t *touched;
+	size_t ntouched;
+};
+
+/* Adds weight * BM25(term) to every live document in term's postings. */
+static void bm25_score_term(const struct text_index *idx,
+			    const struct text_term *term, double weight,
+			    text_filter_fn *filter, void *arg,
+			    struct bm25_acc *acc)
+{
+	const uint8_t *p = bm25_post_c(term), *end = p + term->len;
+	double avgdl = (double)idx->total_len / (double)idx->n;
+	double k1 = idx->k1, b = idx->b;
+	uint32_t d = 0, tf;
+
+	while (p < end) {
+		const struct text_doc *doc;
+
+		d += text_varint_get(&p);
+		tf = text_varint_get(&p);
+		doc = &idx->docs[d];
+		if (!doc->id || acc->score[d] < 0)
+			continue;
+		if (acc->score[d] == 0) {
+			if (filter && !filter(arg, doc->id)) {
+				acc->score[d] = -1;
+				continue;
+			}
+			acc->touched[acc->ntouched++] = d;
+		}
+		acc->score[d] += weight * tf * (k1 + 1) /
+				 (tf + k1 * (1 - b + b * doc->len / avgdl));
+	}
+}
+
+/* Picks the k best touched documents into results, best first. */
+static int bm25_top_k(const struct text_index *idx, const struct bm25_acc *acc,
+		      size_t k, struct text_results *results)
+{
+	struct bm25_cand *h, c;
+	size_t i, n = 0;
+
+	if (k > acc->ntouched)
+		k = acc->ntouched;
+	if (!k)
+		return 0;
+	h = malloc(k * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	for (i = 0; i < acc->ntouched; i++) {
+		uint32_t d = acc->touched[i];
+
+		c.score = acc->score[d];
+		c.id = idx->docs[d].id;
+		if (n < k) {
+			h[n] = c;
+			bm25_heap_up(h, n++);
+		} else if (bm25_worse(&h[0], &c)) {
+			h[0] = c;
+			bm25_heap_down(h, n, 0);
+		}
+	}
+	qsort(h, n, sizeof(*h), bm25_cand_cmp);
+	results->hits = calloc(n, sizeof(*results->hits));
+	if (!results->hits) {
+		free(h);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		results->hits[i].id = strdup(h[i].id);
+		results->hits[i].score = h[i].score;
+		if (!results->hits[i].id) {
+			results->n = i;
+			text_results_free(results);
+			free(h);
+			return -ENOMEM;
+		}
+	}
+	results->n = n;
+	free(h);
+	return 0;
+}
+
+int text_index_search(struct text_index *idx, const char *query, size_t k,
+		      text_filter_fn *filter, void *arg,
+		      struct text_results *results)
+{
+	struct bm25_acc acc = { 0 };
+	struct bm25_bag bag;
+	uint32_t i, t;
+	int rc;
+
+	if (!results)
+		return -EINVAL;
+	results->hits = NULL;
+	results->n = 0;
+	if (!idx || !query)
+		return -EINVAL;
+	if (!k)
+		return 0;
+	rc = bm25_bag_fill(&bag, query, strlen(query), idx->bigram_weight > 0);
+	if (rc)
+		goto out_bag;
+	pthread_rwlock_rdlock(&idx->lock);
+	if (!idx->n || !bag.keys.n)
+		goto out_unlock;
+	acc.score = calloc(idx->ndocs, sizeof(*acc.score));
+	acc.touched = malloc(idx->ndocs * sizeof(*acc.touched));
+	if (!acc.score || !acc.touched) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	for (i = 0; i < bag.keys.n; i++) {
+		const struct text_term *term;
+		double idf, w;
+		const char *key;
+		size_t l;
+
+		key = text_strs_key(&bag.keys, i, &l);
+		t = text_strs_find(&idx->dict, key, l);
+		if (t == BM25_NONE || !idx->terms[t].df)
+			continue;
+		term = &idx->terms[t];
+		idf = log(1 +
+			  ((double)idx->n - term->df + 0.5) / (term->df + 0.5));
+		w = idf * bag.tf[i];
+		if (memchr(key, BM25_BIGRAM_SEP, l))
+			w *= idx->bigram_weight;
+		bm25_score_term(idx, term, w, filter, arg, &acc);
+	}
+	rc = bm25_top_k(idx, &acc, k, results);
+out_unlock:
+	pthread_rwlock_unlock(&idx->lock);
+	free(acc.score);
+	free(acc.touched);
+out_bag:
+	bm25_bag_free(&bag);
+	return rc;
+}
+
+void text_results_free(struct text_results *results)
+{
+	size_t i;
+
+	if (!results)
+		return;
+	for (i = 0; i < results->n; i++)
+		free(results->hits[i].id);
+	free(results->hits);
+	results->hits = NULL;
+	results->n = 0;
+}
+
+/* --- life cycle and stats ------------------------------------------------ */
+
+int text_index_new_opts(const struct text_index_opts *opts,
+			struct text_index **out)
+{
+	struct text_index *idx;
+	pthread_rwlockattr_t attr;
+	int rc;
+
+	*out = NULL;
+	if (opts && (!(opts->k1 >= 0) || !(opts->b >= 0 && opts->b <= 1) ||
+		     !(opts->bigram_weight >= 0)))
+		return -EINVAL;
+	idx = calloc(1, sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	idx->k1 = opts ? opts->k1 : TEXT_BM25_K1;
+	idx->b = opts ? opts->b : TEXT_BM25_B;
+	idx->bigram_weight = opts ? opts->bigram_weight : 0;
+	/* Writers first: a steady stream of queries must not starve them. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	rc = -pthread_rwlock_init(&idx->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc) {
+		free(idx);
+		return rc;
+	}
+	*out = idx;
+	return 0;
+}
+
+int text_index_new(struct text_index **out)
+{
+	return text_index_new_opts(NULL, out);
+}
+
+void text_index_free(struct text_index *idx)
+{
+	uint32_t i;
+
+	if (!idx)
+		return;
+	for (i = 0; i < idx->ndocs; i++) {
+		free(idx->docs[i].id);
+		free(idx->docs[i].terms);
+	}
+	for (i = 0; i < idx->dict.n; i++)
+		if (idx->terms[i].cap)
+			free(idx->terms[i].post.heap);
+	free(idx->docs);
+	free(idx->ids);
+	free(idx->terms);
+	text_strs_free(&idx->dict);
+	pthread_rwlock_destroy(&idx->lock);
+	free(idx);
+}
+
+void text_index_stats(struct text_index *idx, struct text_index_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!idx)
+		return;
+	pthread_rwlock_rdlock(&idx->lock);
+	st->docs = idx->nids;
+	st->n = idx->n;
+	st->avgdl = idx->n ? (double)idx->total_len / (double)idx->n : 0;
+	st->terms = idx->dict.n;
+	st->postings = idx->postings;
+	st->dead = idx->dead_postings;
+	st->memory_bytes =
+		sizeof(*idx) + idx->post_bytes + idx->fwd_bytes +
+		(uint64_t)idx->docs_cap * sizeof(*idx->docs) +
+		(uint64_t)idx->ids_slots * sizeof(*idx->ids) +
+		(uint64_t)idx->terms_cap * sizeof(*idx->terms) +
+		(uint64_t)idx->dict.cap * sizeof(*idx->dict.off) +
+		(uint64_t)idx->dict.nslots * sizeof(*idx->dict.slots) +
+		idx->dict.pool_cap + idx->id_bytes;
+	pthread_rwlock_unlock(&idx->lock);
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# ingest.sh - `lode add` of 10,000 ~2 KB text files, against cp -r + sync.
+#
+# usage: tools/bench/ingest.sh [LODE] [--files N] [--runs R] [--dir DIR]
+#                              [--keep]
+#
+# Generates N text files (default 10,000) of about 2 KB of deterministic
+# pseudo-English (a fixed word list, a fixed seed, sentences and
+# paragraphs) in 100 folders, then R times (default 3), each time into a
+# fresh destination:
+#   lode     `lode add STORE SRC`: durable (fsync per batch) ingest, split
+#            into nodes, built-in vectors, keyword index
+#   anchor   `cp -r SRC COPY && sync -f COPY`: the same bytes written and
+#            flushed to disk (syncfs), the physical floor
+# and prints the medians, the ratio, and `lode stats` of the last store.
+# DIR (default ${TMPDIR:-/tmp}/lodefs-bench-ingest) is on the disk being
+# measured; it is removed at the end unless --keep.  LODE defaults to the
+# newest build*/tools/lode of this checkout.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+lode=
+files=10000
+runs=3
+dir=${TMPDIR:-/tmp}/lodefs-bench-ingest
+keep=0
+
+usage() {
+	sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--files) files=${2:?}; shift 2 ;;
+	--runs) runs=${2:?}; shift 2 ;;
+	--dir) dir=${2:?}; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) usage ;;
+	-*) usage ;;
+	*) lode=$1; shift ;;
+	esac
+done
+
+if [ -z "$lode" ]; then
+	lode=$(ls -t "$root"/build*/tools/lode 2>/dev/null | head -n 1 || true)
+	[ -n "$lode" ] || { echo "ingest.sh: no build*/tools/lode; build first or pass LODE" >&2; exit 1; }
+fi
+[ -x "$lode" ] || { echo "ingest.sh: $lode is not executable" >&2; exit 1; }
+
+src=$dir/src
+if [ -e "$dir" ] && [ ! -f "$dir/.lodefs-bench-ingest" ]; then
+	echo "ingest.sh: $dir exists and is not ours; pass another --dir" >&2
+	exit 1
+fi
+mkdir -p "$dir"
+touch "$dir/.lodefs-bench-ingest"
+cleanup() {
+	[ "$keep" = 1 ] || rm -rf -- "$dir"
+}
+trap cleanup EXIT
+
+# --- the corpus: N files in src/dNN/fNNNNN.txt --------------------------
+# Park-Miller (16807, 2^31-1) is exact in awk's doubles, so mawk and gawk
+# write the same bytes.
+gen_corpus() {
+	rm -rf -- "$src"
+	mkdir -p "$src"
+	awk -v n="$files" -v out="$src" '
+	BEGIN {
+		nw = split("the of and to in a is that for it as was with be by " \
+		"on not he this are or his from at which but have an had they " \
+		"you were their one all we can her has there been if more when " \
+		"will would who so no river mountain valley harvest ancient city " \
+		"market winter summer garden orchard apple farmer bridge tower " \
+		"engine storage memory signal window library letter record season " \
+		"village harbour ship voyage island forest stone metal copper " \
+		"silver bread water fire light shadow music painter teacher " \
+		"student question answer number measure weight distance journey " \
+		"road station railway machine factory worker merchant coin price " \
+		"trade law court king queen council church school doctor fever " \
+		"medicine plant seed flower leaf root branch bird horse sheep wool " \
+		"cloth thread needle kitchen table chair door roof wall floor " \
+		"candle lamp clock hour morning evening night moon star planet " \
+		"ocean wave storm rain snow wind cloud north south east west " \
+		"large small old new early late quiet bright dark heavy careful " \
+		"simple strange common rare quick slow grow build carry write " \
+		"read count travel follow discover explain remember repair gather " \
+		"divide observe describe compare produce store open close between " \
+		"under over through after before during without across", w, " ")
+		seed = 20240601
+		for (d = 0; d < 100 && d < n; d++)
+			system("mkdir -p " out "/d" sprintf("%02d", d))
+		for (f = 0; f < n; f++) {
+			path = sprintf("%s/d%02d/f%05d.txt", out, f % 100, f)
+			target = 1800 + rnd(401)
+			text = ""
+			while (length(text) < target) {
+				para = ""
+				ns = 2 + rnd(4)
+				for (s = 0; s < ns; s++) {
+					sent = ""
+					nwords = 6 + rnd(11)
+					for (i = 0; i < nwords; i++) {
+						word = w[1 + rnd(nw)]
+						if (i == 0)
+							word = toupper(substr(word, 1, 1)) substr(word, 2)
+						else
+							sent = sent (rnd(12) == 0 ? ", " : " ")
+						sent = sent word
+					}
+					para = para (s ? " " : "") sent "."
+				}
+				text = text (text == "" ? "" : "\n\n") para
+			}
+			printf "%s\n", text > path
+			close(path)
+		}
+	}
+	function rnd(k) {
+		seed = (seed * 16807) % 2147483647
+		return seed % k
+	}'
+}
+
+now() { echo "$EPOCHREALTIME"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+gen_corpus
+nfiles=$(find "$src" -type f | wc -l)
+bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+mb=$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1e6 }')
+echo "corpus    $nfiles files, $mb MB in $src"
+echo "lode      $lode"
+echo "disk      $(df -P "$dir" | awk 'NR == 2 { print $1 " mounted on " $6 }')"
+
+lode_t=()
+cp_t=()
+for r in $(seq 1 "$runs"); do
+	rm -rf -- "$dir/store" "$dir/copy"
+	sync
+	t0=$(now)
+	"$lode" add "$dir/store" "$src" >/dev/null
+	t1=$(now)
+	lode_t+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+
+	sync
+	t0=$(now)
+	cp -r "$src" "$dir/copy"
+	sync -f "$dir/copy"
+	t1=$(now)
+	cp_t+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+	echo "run $r     lode add ${lode_t[-1]} s   cp -r + sync ${cp_t[-1]} s"
+done
+
+lm=$(printf '%s\n' "${lode_t[@]}" | median)
+cm=$(printf '%s\n' "${cp_t[@]}" | median)
+awk -v l="$lm" -v c="$cm" -v n="$nfiles" -v b="$bytes" -v r="$runs" 'BEGIN {
+	printf "\nmedians of %d runs\n", r
+	printf "lode add        %.3f s  %8.0f files/s  %6.1f MB/s\n", l, n / l, b / 1e6 / l
+	printf "cp -r + sync    %.3f s  %8.0f files/s  %6.1f MB/s\n", c, n / c, b / 1e6 / c
+	printf "ratio           lode add takes %.1fx the time of cp -r + sync\n", l / c
+}'
+echo
+echo "lode stats of the last store:"
+"$lode" stats "$dir/store"
+echo "store on disk   $(du -sb "$dir/store" | cut -f1) bytes in $(find "$dir/store" -type f | wc -l) files"
