@@ -672,6 +672,10 @@ int store_node_put(struct store *s, const char *json, size_t len)
 		rc = store_fail(-EINVAL, "node has no string \"id_\"");
 		goto out;
 	}
+	if (strlen(id) != json_string_length(json_object_get(node, "id_"))) {
+		rc = store_fail(-EINVAL, "node \"id_\" contains a NUL byte");
+		goto out;
+	}
 	rc = store_check_id("node", id);
 	if (rc)
 		goto out;
@@ -700,6 +704,16 @@ int store_node_put(struct store *s, const char *json, size_t len)
 	/* Vectors live in the vector store; the docstore keeps null. */
 	json_object_set_new(node, "embedding", json_null());
 	ref = store_source_of(node);
+	if (ref &&
+	    strlen(ref) !=
+		    json_string_length(json_object_get(
+			    json_object_get(
+				    json_object_get(node, "relationships"),
+				    STORE_REL_SOURCE),
+			    "node_id"))) {
+		rc = store_fail(-EINVAL, "source node_id contains a NUL byte");
+		goto out;
+	}
 	if (ref) {
 		rc = store_check_id("ref doc", ref);
 		if (rc)

@@ -356,6 +356,10 @@ Test(store, invalid_nodes_are_refused_and_nothing_changes)
 		"{\"id_\": \"x\", \"embedding\": [1, \"a\"]}",
 		"{\"id_\": \"x\", \"embedding\": [1.0, 2.0]}", /* wrong dim */
 		"{\"id_\": \"x\", \"metadata\": [1]}",
+		"{\"id_\": \"a\\u0000b\", \"text\": \"t\"}", /* NUL in id */
+		"{\"id_\": \"x\", \"relationships\": {\"1\": "
+		"{\"node_id\": \"d\\u0000e\"}}}",
+		"{\"id_\": \"\xff\xfe\", \"text\": \"t\"}", /* not UTF-8 */
 	};
 	uint64_t n0;
 	size_t i;
