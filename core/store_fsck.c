@@ -47,18 +47,28 @@ static void store_fsck_problem(struct store_fsck *f, const char *key,
 		f->problems++;
 }
 
-static int store_pair_add(struct strset *set, const char *a, const char *b)
+/*
+ * One string for a pair of ids, joined by 0x1f.  Ids holding 0x1f could
+ * make two pairs collide; that can only hide a problem, never invent one.
+ */
+static char *store_pair_key(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	char *p = malloc(la + lb + 2);
-	int rc;
 
-	if (!p)
-		return -ENOMEM;
-	memcpy(p, a, la);
-	p[la] = '\x1f';
-	memcpy(p + la + 1, b, lb + 1);
-	rc = strset_add(set, p);
+	if (p) {
+		memcpy(p, a, la);
+		p[la] = '\x1f';
+		memcpy(p + la + 1, b, lb + 1);
+	}
+	return p;
+}
+
+static int store_pair_add(struct strset *set, const char *a, const char *b)
+{
+	char *p = store_pair_key(a, b);
+	int rc = p ? strset_add(set, p) : -ENOMEM;
+
 	free(p);
 	return rc;
 }
@@ -66,16 +76,9 @@ static int store_pair_add(struct strset *set, const char *a, const char *b)
 static int store_pair_has(const struct strset *set, const char *a,
 			  const char *b)
 {
-	size_t la = strlen(a), lb = strlen(b);
-	char *p = malloc(la + lb + 2);
-	int has;
+	char *p = store_pair_key(a, b);
+	int has = p && strset_has(set, p);
 
-	if (!p)
-		return 0;
-	memcpy(p, a, la);
-	p[la] = '\x1f';
-	memcpy(p + la + 1, b, lb + 1);
-	has = strset_has(set, p);
 	free(p);
 	return has;
 }
