@@ -1,16 +1,18 @@
 /* engine.c - durable collections: open, commit, reads (the public API). */
 
 /*
- * Storage format, version 1 (docs/FORMAT.md says the same at more length).
+ * Storage format, version 2 (docs/FORMAT.md says the same at more length).
  * All integers are little-endian; xxh3 means XXH3_64bits (seed 0).
  *
- *   lodefs.format                 {"lodefs":"store","format":1}\n, written
- *                                 once with a conditional (absent) put
+ *   lodefs.format                 {"lodefs":"store","format":2}\n, written
+ *                                 once with a conditional (absent) put;
+ *                                 any other format is -EPROTO
  *   log/<writer>/<seq>.seg        one committed batch; <seq> is 16 lowercase
  *                                 hex digits, per writer, increasing (gaps
  *                                 allowed: a failed put burns its number)
  *   ckpt/<id>/kv                  JSON and BLOB values, tombstones, drops
  *   ckpt/<id>/vec-<n>             one vector collection: float32 block, keys
+ *   ckpt/<id>/ext-<name>          an extension's bytes (optional)
  *   ckpt/<id>/manifest            written last; what the checkpoint covers
  *
  * <writer> is [0-9a-z-]{1,32}; <id> is 16 hex digits of the checkpoint's
@@ -20,10 +22,12 @@
  * writer length, u8 0, u32 record count, u64 seq, u64 HLC, writer id
  * NUL-padded to 32 bytes), the records, then the xxh3 of everything before
  * it (u64).  A record is u8 op (1 put, 2 delete, 3 drop), u8 type
- * (1 JSON, 2 BLOB, 3 VEC; 0 for delete/drop), u16 0, u32 collection
- * length, u32 key length (0 for drop), u32 0, u64 value length, then
- * collection NUL key NUL value.  JSON is a validated object, whitespace
- * between tokens removed; VEC is dim float32.
+ * (1 JSON, 2 BLOB, 3 VEC; 0 for delete/drop), u16 flags (puts: 1 update,
+ * 2 first), u32 collection length, u32 key length (0 for drop), u32 0,
+ * u64 value length, then collection NUL key NUL value; an update then
+ * carries the key's creation stamp: u64 HLC (0: this batch), u32 record
+ * index, u32 writer length, writer.  JSON is a validated object,
+ * whitespace between tokens removed; VEC is dim float32.
  *
  * HLC: physical milliseconds << 16 | logical counter.  Each engine issues
  * HLCs greater than any it has seen (its clock, segments and checkpoints
@@ -35,28 +39,42 @@
  * ENG_TOMB_GRACE_MS), so batches from several writers converge in any
  * arrival order to last-writer-wins.
  *
+ * Order: keys iterate by creation stamp (HLC, writer, record index) of
+ * the put that created them, as a Python dict does.  A put records
+ * whether its writer saw the key live (update, carrying the key's stamp)
+ * or created it (its own stamp), so the stamp is chosen by
+ * last-writer-wins together with the value and every engine converges to
+ * one order.  A put that found its collection empty is flagged first;
+ * collections iterate by the latest such stamp.
+ *
  * Checkpoint kv object: magic "LODEFSKV", u32 version, u32 collection
  * count; per collection u32 name length, u32 0, u64 entry count, u64 drop
- * HLC, u32 drop writer, u32 0, name NUL padded to 8; per entry u64 HLC,
- * u32 writer, u8 type (0 = tombstone), u8 0, u16 0, u32 key length, u32
- * value length, key NUL value NUL padded to 8.  Keys and values are used
- * in place from the mapped object.
+ * HLC, u32 drop writer, u32 0, its place (u64 HLC, u32 writer, u32
+ * index), name NUL padded to 8; per entry, live ones in creation order,
+ * u64 HLC, u32 writer, u8 type (0 = tombstone), u8 0, u16 0, u32 key
+ * length, u32 value length, creation stamp (u64, u32, u32; 0 for a
+ * tombstone), key NUL value NUL padded to 8.  Keys and values are used in
+ * place from the mapped object.
  *
  * Checkpoint vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows,
  * u64 data offset (multiple of 64), u32 name length, u32 0, name NUL, zero
- * fill; rows*dim float32 (the block engine_with_vecs hands out); per row
- * u64 HLC, u32 writer, u32 key length, key NUL padded to 8.
+ * fill; rows*dim float32 in creation order (the block engine_with_vecs
+ * hands out); per row u64 HLC, u32 writer, u32 key length, creation stamp
+ * (u64, u32, u32), key NUL padded to 8.
+ *
+ * Checkpoint ext-<name> object: the bytes the extension saved.
  *
  * Writers in stamps index the manifest's writer list.  The manifest is
- * compact JSON {"lodefs_checkpoint":1,"id","hlc" (hex),"writers":[[id,
+ * compact JSON {"lodefs_checkpoint":2,"id","hlc" (hex),"writers":[[id,
  * highest seq covered],...],"objects":[{"name","size","xxh3" (hex) and
  * for vectors "coll","dim","rows"}]}, "\n", the xxh3 of the preceding
  * bytes as 16 hex digits, "\n".
  *
  * Open: check lodefs.format; load the newest checkpoint with a valid
  * manifest (verifying every object's size and xxh3), merge any other valid
- * checkpoint covering segments it does not; replay uncovered segments in
- * (HLC, writer, seq) order.  A checkpoint without a manifest is unfinished
+ * checkpoint covering segments it does not; if only one was loaded, hand
+ * extensions their intact objects (a bad one is skipped, never damage);
+ * replay uncovered segments in (HLC, writer, seq) order.  A checkpoint without a manifest is unfinished
  * (ignored); a manifest that exists but does not verify, with no newer
  * valid checkpoint, is damage (-EUCLEAN).  A segment that fails its checksum is a torn
  * tail if no later segment of its writer exists (ignored and deleted),
@@ -76,7 +94,7 @@
 
 /* --- format file ---------------------------------------------------------- */
 
-static const char eng_format_text[] = "{\"lodefs\":\"store\",\"format\":1}\n";
+static const char eng_format_text[] = "{\"lodefs\":\"store\",\"format\":2}\n";
 
 static int eng_format_parse(const void *p, size_t n)
 {
@@ -93,6 +111,12 @@ static int eng_format_parse(const void *p, size_t n)
 		rc = eng_fail(-EPROTO,
 			      "store format %lld is newer than this "
 			      "program (%d)",
+			      (long long)version, ENG_FORMAT_VERSION);
+	else if (version < ENG_FORMAT_VERSION)
+		rc = eng_fail(-EPROTO,
+			      "store format %lld was never released and "
+			      "cannot be read (this program: %d); create the "
+			      "store again",
 			      (long long)version, ENG_FORMAT_VERSION);
 	json_decref(root);
 	return rc;
@@ -162,6 +186,38 @@ static void eng_random_writer(char *out)
 	snprintf(out, ENG_WRITER_MAX + 1, "%016llx", (unsigned long long)r);
 }
 
+/* Copies the extensions of opts into the engine; -EINVAL if invalid. */
+static int eng_exts_copy(struct engine *e, const struct engine_opts *opts)
+{
+	size_t i, j;
+
+	if (!opts || !opts->n_exts)
+		return 0;
+	if (!opts->exts)
+		return eng_fail(-EINVAL, "n_exts without exts");
+	e->exts = calloc(opts->n_exts, sizeof(*e->exts));
+	if (!e->exts)
+		return eng_fail(-ENOMEM, "out of memory");
+	for (i = 0; i < opts->n_exts; i++) {
+		const char *name = opts->exts[i].name;
+
+		if (eng_ext_name_valid(name))
+			return eng_fail(-EINVAL, "extension name must match "
+						 "[a-z0-9_]{1,32}");
+		for (j = 0; j < i; j++) {
+			if (strcmp(e->exts[j].name, name) == 0)
+				return eng_fail(-EINVAL,
+						"extension %s given twice",
+						name);
+		}
+		strcpy(e->exts[i].name, name);
+		e->exts[i].ext = opts->exts[i];
+		e->exts[i].ext.name = e->exts[i].name;
+		e->n_exts++;
+	}
+	return 0;
+}
+
 int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 			 engine_observe_fn *fn, void *arg, struct engine **out)
 {
@@ -197,6 +253,9 @@ int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 		rc = eng_fail(-ENOMEM, "out of memory");
 		goto out_close;
 	}
+	rc = eng_exts_copy(e, opts);
+	if (rc)
+		goto out_close;
 	rc = eng_format_open(e);
 	if (rc)
 		goto out_close;
@@ -230,6 +289,7 @@ void engine_close(struct engine *e)
 	free(e->maps);
 	free(e->writers);
 	free(e->ckpts);
+	free(e->exts);
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->commit_lock);
 	free(e);
@@ -245,223 +305,34 @@ void engine_set_observer(struct engine *e, engine_observe_fn *fn, void *arg)
 
 /* --- commit --------------------------------------------------------------- */
 
-/*
- * Validation simulates the batch over the current state: what type each
- * touched key has after the records before it, and how many vectors (of
- * which dim) each touched collection holds.
- */
-struct eng_vcoll {
-	const char *name;
-	struct eng_coll *c; /* NULL if it does not exist yet */
-	uint32_t gen;	    /* bumped by a drop: older key states lapse */
-	bool dropped;
-	size_t vec_live;
-	uint32_t dim;
-};
-
-struct eng_vkey {
-	const char *key; /* NULL: empty slot */
-	uint32_t coll;
-	uint32_t gen;
-	uint8_t type;
-};
-
-struct eng_validate {
-	struct engine *e;
-	struct eng_vcoll *colls;
-	size_t ncolls;
-	size_t colls_cap;
-	size_t last; /* the collection found last: batches repeat it */
-	struct eng_vkey *keys;
-	size_t cap;
-};
-
-static int eng_vcoll_get(struct eng_validate *v, const char *name,
-			 uint32_t *idx)
-{
-	struct eng_vcoll *vc;
-	size_t i;
-
-	if (v->ncolls && strcmp(v->colls[v->last].name, name) == 0) {
-		*idx = (uint32_t)v->last;
-		return 0;
-	}
-	for (i = 0; i < v->ncolls; i++) {
-		if (strcmp(v->colls[i].name, name) == 0) {
-			*idx = (uint32_t)(v->last = i);
-			return 0;
-		}
-	}
-	if (v->ncolls == v->colls_cap) {
-		size_t cap = v->colls_cap ? v->colls_cap * 2 : 8;
-		void *p = realloc(v->colls, cap * sizeof(*v->colls));
-
-		if (!p)
-			return -ENOMEM;
-		v->colls = p;
-		v->colls_cap = cap;
-	}
-	vc = &v->colls[v->ncolls];
-	memset(vc, 0, sizeof(*vc));
-	vc->name = name;
-	vc->c = eng_coll_find(v->e, name);
-	if (vc->c && vc->c->vec_live) {
-		vc->vec_live = vc->c->vec_live;
-		vc->dim = vc->c->dim;
-	}
-	*idx = (uint32_t)(v->last = v->ncolls++);
-	return 0;
-}
-
-static struct eng_vkey *eng_vkey_slot(struct eng_validate *v, uint32_t coll,
-				      const char *key)
-{
-	size_t mask = v->cap - 1;
-	size_t i =
-		(XXH3_64bits(key, strlen(key)) ^ (coll * 0x9e3779b97f4a7c15u)) &
-		mask;
-
-	for (;; i = (i + 1) & mask) {
-		struct eng_vkey *k = &v->keys[i];
-
-		if (!k->key || (k->coll == coll && strcmp(k->key, key) == 0))
-			return k;
-	}
-}
-
-static int eng_validate_rec(struct eng_validate *v, const struct eng_rec *r)
-{
-	struct eng_vcoll *vc;
-	struct eng_vkey *k;
-	uint32_t ci, dim;
-	uint8_t cur;
-	int rc;
-
-	rc = eng_vcoll_get(v, r->coll, &ci);
-	if (rc)
-		return eng_fail(rc, "out of memory");
-	vc = &v->colls[ci];
-	if (r->op == ENG_OP_DROP) {
-		vc->gen++;
-		vc->dropped = true;
-		vc->vec_live = 0;
-		return 0;
-	}
-	k = eng_vkey_slot(v, ci, r->key);
-	if (k->key && k->gen == vc->gen) {
-		cur = k->type;
-	} else if (vc->dropped) {
-		cur = ENGINE_NONE;
-	} else {
-		const struct eng_ent *s = eng_ent_find(vc->c, r->key);
-
-		cur = s ? s->type : ENGINE_NONE;
-	}
-	if (r->op == ENG_OP_PUT && cur != ENGINE_NONE && cur != r->type)
-		return eng_fail(-EINVAL,
-				"%s/%.200s: a key cannot change type (delete "
-				"it first)",
-				r->coll, r->key);
-	if (r->op == ENG_OP_PUT && r->type == ENGINE_VEC) {
-		dim = (uint32_t)(r->len / sizeof(float));
-		if (vc->vec_live && dim != vc->dim &&
-		    !(cur == ENGINE_VEC && vc->vec_live == 1))
-			return eng_fail(-EINVAL,
-					"%s/%.200s: vector has %u dimensions, "
-					"the collection %u",
-					r->coll, r->key, dim, vc->dim);
-		if (cur != ENGINE_VEC)
-			vc->vec_live++;
-		vc->dim = dim;
-	} else if (r->op == ENG_OP_DEL && cur == ENGINE_VEC) {
-		vc->vec_live--;
-	}
-	k->key = r->key;
-	k->coll = ci;
-	k->gen = vc->gen;
-	k->type = r->op == ENG_OP_PUT ? r->type : ENGINE_NONE;
-	return 0;
-}
-
-/* Checks the batch against the state; caller holds commit_lock. */
-static int eng_validate(struct engine *e, const struct engine_batch *b)
-{
-	struct eng_validate v = { .e = e };
-	size_t pos = 0, i;
-	const char *why;
-	struct eng_rec r;
-	int rc = 0;
-
-	v.cap = 16;
-	while (v.cap / 2 < b->count)
-		v.cap *= 2;
-	v.keys = calloc(v.cap, sizeof(*v.keys));
-	if (!v.keys)
-		return eng_fail(-ENOMEM, "out of memory");
-	for (i = 0; i < b->count && !rc; i++) {
-		rc = eng_rec_next(b->recs.p, b->recs.len, &pos, &r, &why);
-		if (rc)
-			rc = eng_fail(-EINVAL, "bad record in batch: %s", why);
-		else
-			rc = eng_validate_rec(&v, &r);
-	}
-	free(v.keys);
-	free(v.colls);
-	return rc;
-}
-
-/* Applies a committed batch; caller holds commit_lock and the write lock. */
-static int eng_apply_batch(struct engine *e, const struct engine_batch *b,
-			   uint64_t hlc)
-{
-	size_t pos = 0, i;
-	const char *why;
-	struct eng_rec r;
-	int rc = 0;
-
-	for (i = 0; i < b->count && rc >= 0; i++) {
-		struct eng_coll *c;
-
-		eng_rec_next(b->recs.p, b->recs.len, &pos, &r, &why);
-		c = eng_coll_get(e, r.coll);
-		if (!c)
-			return -ENOMEM;
-		if (r.op == ENG_OP_PUT)
-			rc = eng_apply_put(e, c, r.key, r.type, r.val, r.len,
-					   hlc, e->self, ENG_OBSERVE, 0);
-		else if (r.op == ENG_OP_DEL)
-			rc = eng_apply_del(e, c, r.key, hlc, e->self,
-					   ENG_OBSERVE);
-		else
-			rc = eng_apply_drop(e, c, hlc, e->self, ENG_OBSERVE);
-	}
-	return rc < 0 ? rc : 0;
-}
-
 static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 {
 	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
 	struct eng_seg_hdr h = { .version = ENG_FORMAT_VERSION };
-	struct eng_buf seg = { 0 };
+	struct eng_buf seg = { 0 }, recs = { 0 };
 	char key[ENG_NAME_MAX];
 	int rc, tries;
 
 	if (e->broken)
 		return eng_fail(-EIO, "engine state is incomplete; reopen");
-	rc = eng_validate(e, b);
+	if (b->count > UINT32_MAX)
+		return eng_fail(-EINVAL, "too many records in one batch");
+	rc = eng_prepare(e, b, &recs);
 	if (rc)
-		return rc;
+		goto out_free;
 	strcpy(h.writer, e->writers[e->self].id);
 	h.nrec = (uint32_t)b->count;
 	/*
 	 * A failed put burns its seq (the object may exist after all, if the
 	 * error came after the write); -EEXIST means the name is taken.
+	 * Records refer to their own batch without naming its HLC or seq,
+	 * so they are encoded once.
 	 */
 	for (tries = 0;; tries++) {
 		h.seq = e->next_seq++;
 		h.hlc = eng_hlc_next(e);
 		seg.len = 0;
-		rc = eng_seg_encode(&seg, &h, b->recs.p, b->recs.len);
+		rc = eng_seg_encode(&seg, &h, recs.p, recs.len);
 		if (rc) {
 			rc = eng_fail(rc, "out of memory");
 			goto out_free;
@@ -476,7 +347,8 @@ static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 		goto out_free;
 	}
 	pthread_rwlock_wrlock(&e->lock);
-	rc = eng_apply_batch(e, b, h.hlc);
+	rc = eng_recs_apply(e, recs.p, recs.len, 0, h.nrec, h.hlc, e->self,
+			    ENG_OBSERVE);
 	if (h.seq > e->writers[e->self].seen)
 		e->writers[e->self].seen = h.seq;
 	e->segments++;
@@ -502,6 +374,7 @@ static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 	}
 out_free:
 	eng_buf_free(&seg);
+	eng_buf_free(&recs);
 	return rc;
 }
 
@@ -631,47 +504,28 @@ int engine_exists(struct engine *e, const char *coll, const char *key)
 	return found;
 }
 
-static int eng_ent_ptr_cmp(const void *a, const void *b)
-{
-	const struct eng_ent *const *x = a, *const *y = b;
-
-	return strcmp((*x)->key, (*y)->key);
-}
-
 int engine_foreach(struct engine *e, const char *coll, engine_foreach_fn *fn,
 		   void *arg)
 {
 	const struct eng_coll *c;
-	const struct eng_ent **v;
-	size_t i, n = 0;
+	size_t i;
 	int rc = 0;
 
 	if (!e || !coll || !fn)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&e->lock);
 	c = eng_coll_find(e, coll);
-	if (!c || !c->live)
-		goto out_unlock;
-	v = malloc(c->live * sizeof(*v));
-	if (!v) {
-		rc = -ENOMEM;
-		goto out_unlock;
-	}
-	for (i = 0; i < c->cap; i++) {
-		if (c->slots[i].key && c->slots[i].type != ENGINE_NONE)
-			v[n++] = &c->slots[i];
-	}
-	/* strcmp orders as unsigned bytes: the memcmp order */
-	qsort(v, n, sizeof(*v), eng_ent_ptr_cmp);
-	for (i = 0; i < n && !rc; i++) {
+	/* entries are kept in creation order (holes: key NULL) */
+	for (i = 0; c && i < c->nents && !rc; i++) {
+		const struct eng_ent *s = &c->ents[i];
+		const void *data;
 		size_t len;
-		const void *data = eng_value(c, v[i], &len);
 
-		rc = fn(arg, v[i]->key, (enum engine_type)v[i]->type, data,
-			len);
+		if (!s->key || s->type == ENGINE_NONE)
+			continue;
+		data = eng_value(c, s, &len);
+		rc = fn(arg, s->key, (enum engine_type)s->type, data, len);
 	}
-	free(v);
-out_unlock:
 	pthread_rwlock_unlock(&e->lock);
 	return rc;
 }
@@ -699,8 +553,8 @@ int engine_collections(struct engine *e, engine_coll_fn *fn, void *arg)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&e->lock);
 	for (i = 0; i < e->ncolls && !rc; i++) {
-		if (e->colls[i]->live)
-			rc = fn(arg, e->colls[i]->name);
+		if (e->corder[i]->live)
+			rc = fn(arg, e->corder[i]->name);
 	}
 	pthread_rwlock_unlock(&e->lock);
 	return rc;
@@ -776,8 +630,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->checkpoint_bytes = e->checkpoint_bytes;
 	st->commits = e->commits;
 	st->last_commit_hlc = e->last_commit_hlc;
-	st->mem_bytes =
-		sizeof(*e) + e->heap + e->colls_cap * sizeof(e->colls[0]);
+	st->mem_bytes = sizeof(*e) + e->heap +
+			e->colls_cap * 2 * sizeof(e->colls[0]); /* + corder */
 	for (i = 0; i < e->ncolls; i++) {
 		st->keys += e->colls[i]->live;
 		st->mem_bytes += sizeof(*e->colls[i]) +

@@ -30,8 +30,10 @@
  * hybrid logical clock, ties broken by writer id (last writer wins per key).
  *
  * Thread safety: any number of readers and one committer at a time; the
- * engine locks internally (a rwlock).  Callbacks run under the read lock
- * and must not call engine functions that write.
+ * engine locks internally (a rwlock).  Read callbacks (foreach,
+ * collections, with_vecs) run under the read lock and must not call
+ * engine functions that write; observers and extension save/load run
+ * under the write lock (or during open) and must not call the engine.
  */
 
 #define ENGINE_KEY_MAX 4096
@@ -46,6 +48,41 @@ enum engine_type {
 struct engine;
 struct engine_batch;
 
+/*
+ * Checkpoint extensions: state derived from the values (a keyword index,
+ * a vector graph) that is costly to rebuild at every open is saved inside
+ * each checkpoint and handed back at the next open.  The engine treats the
+ * bytes as opaque: it stores them as object ckpt/<id>/ext-<name>, lists
+ * it in the manifest with its size and xxh3, and checks both before
+ * calling load.  An extension object is never needed to open the store:
+ * if it is missing or damaged, open skips its load and the client
+ * rebuilds from the observer calls (fsck only warns).
+ */
+
+/* Writes bytes into the extension object being saved; returns 0 or -ENOMEM. */
+typedef int engine_ext_emit_fn(void *ctx, const void *data, size_t len);
+
+struct engine_ext {
+	const char *name; /* [a-z0-9_]{1,32}; object ckpt/<id>/ext-<name> */
+	/*
+	 * At checkpoint, under the write lock, with the state exactly as the
+	 * checkpoint captures it: serialise by calling emit(ctx, ...) any
+	 * number of times.  Non-zero return: the checkpoint is written
+	 * without this extension (not an error).  NULL: never saved.
+	 */
+	int (*save)(void *arg, engine_ext_emit_fn *emit, void *ctx);
+	/*
+	 * At open, after the checkpoint is loaded and before any observer
+	 * call: the extension's bytes (borrowed for the call; checksum
+	 * already verified by the engine).  Return 0 if loaded; non-zero to
+	 * ignore it.  Not called when the checkpoint has no object of this
+	 * name, when it is missing or damaged, or when open had to merge
+	 * several checkpoints (the bytes would not match the state).
+	 */
+	int (*load)(void *arg, const void *data, size_t len);
+	void *arg;
+};
+
 struct engine_opts {
 	/* Writer id ([0-9a-z-]{1,32}); NULL picks a fresh random one. */
 	const char *writer;
@@ -56,13 +93,21 @@ struct engine_opts {
 	unsigned checkpoint_segments;
 	/* Open read-only: commits fail with -EROFS, nothing is written. */
 	int read_only;
+	/*
+	 * Checkpoint extensions (names unique, else -EINVAL).  The array is
+	 * copied at open; the callbacks and their arg must stay valid until
+	 * engine_close.
+	 */
+	const struct engine_ext *exts;
+	size_t n_exts;
 };
 
 /*
  * Opens (creating if empty) the store held by `be`, which stays owned by the
  * caller and must outlive the engine.  `opts` may be NULL.  Returns
- * -EUCLEAN with a reason in engine_last_error() if the store is damaged
- * beyond a torn tail, -EPROTO if its format is newer than this program.
+ * -EINVAL for invalid opts, -EUCLEAN with a reason in engine_last_error()
+ * if the store is damaged beyond a torn tail, -EPROTO if its format is
+ * not this program's (newer, or the unreleased format 1).
  */
 int engine_open(struct backend *be, const struct engine_opts *opts,
 		struct engine **out);
@@ -133,9 +178,13 @@ int engine_get(struct engine *e, const char *coll, const char *key,
 int engine_exists(struct engine *e, const char *coll, const char *key);
 
 /*
- * Called for each live key of a collection in ascending key order (memcmp),
- * with borrowed pointers valid for the call only.  A non-zero return stops
- * and is returned by engine_foreach.
+ * Called for each live key of a collection in insertion order, as a
+ * Python dict iterates: a key takes its place when it is created,
+ * re-putting a live key keeps it, deleting and re-creating it moves it to
+ * the end.  Every engine sharing the store sees the same order (see
+ * docs/FORMAT.md, "Iteration order").  Pointers are borrowed, valid for
+ * the call only.  A non-zero return stops and is returned by
+ * engine_foreach.
  */
 typedef int engine_foreach_fn(void *arg, const char *key, enum engine_type type,
 			      const void *data, size_t len);
@@ -145,7 +194,12 @@ int engine_foreach(struct engine *e, const char *coll, engine_foreach_fn *fn,
 /* Number of live keys in a collection (0 if it does not exist). */
 size_t engine_count(struct engine *e, const char *coll);
 
-/* Calls fn(arg, name) for each non-empty collection, in name order. */
+/*
+ * Calls fn(arg, name) for each non-empty collection, in order of creation:
+ * a collection takes its place when a put makes it non-empty, so one that
+ * was emptied and filled again comes last.  A non-zero return stops and
+ * is returned.
+ */
 typedef int engine_coll_fn(void *arg, const char *coll);
 int engine_collections(struct engine *e, engine_coll_fn *fn, void *arg);
 
@@ -153,7 +207,10 @@ int engine_collections(struct engine *e, engine_coll_fn *fn, void *arg);
  * A read-only view of a vector collection: `n` rows of `dim` floats, row i
  * at data + i*dim, contiguous in one block or a few (see `blocks`); keys[i]
  * is the key of row i or NULL for a dead row.  Valid only inside the
- * callback of engine_with_vecs.
+ * callback of engine_with_vecs.  Rows are not in insertion order in
+ * general: after open and after each checkpoint the live rows are one
+ * block in insertion order, but later puts fill dead rows or append, and
+ * an overwritten vector keeps its row.  Use engine_foreach for order.
  */
 struct engine_vec_block {
 	const float *data;
@@ -184,15 +241,24 @@ uint32_t engine_vec_dim(struct engine *e, const char *coll);
 
 /*
  * Called for every record applied to memory, in apply order: at open (for
- * every live key of the checkpoint, then for replayed records) and after
- * each commit.  For a delete, type is ENGINE_NONE and data NULL; a drop
- * arrives as one delete per key.  Runs under the write lock; it must not
- * call back into the engine.  Set before engine_open through
- * engine_open_observed, or later (it is then called only for new changes).
+ * every live key of the loaded checkpoint, collections and keys in
+ * iteration order, with ENGINE_OBS_CHECKPOINT in flags; then for replayed
+ * records), after each commit and for what engine_refresh brings (flags
+ * 0).  For a delete, type is ENGINE_NONE and data NULL; a drop arrives as
+ * one delete per key.  Runs under the write lock; it must not call back
+ * into the engine.  Set before engine_open through engine_open_observed,
+ * or later (it is then called only for new changes).
+ *
+ * A client whose extension loaded (struct engine_ext) already holds the
+ * checkpoint's state: it should ignore ENGINE_OBS_CHECKPOINT calls for
+ * what that extension covers, and apply every call with flags 0.  The
+ * engine loads extensions before the first observer call.
  */
+#define ENGINE_OBS_CHECKPOINT 1u
+
 typedef void engine_observe_fn(void *arg, const char *coll, const char *key,
 			       enum engine_type type, const void *data,
-			       size_t len);
+			       size_t len, unsigned flags);
 
 int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 			 engine_observe_fn *fn, void *arg, struct engine **out);
@@ -215,9 +281,10 @@ int engine_refresh(struct engine *e);
 
 /*
  * Writes a checkpoint of the whole current state (after an implicit
- * engine_refresh) and, once it is durable, deletes the segments and older
- * checkpoints it covers.  Returns 0 or a
- * negative errno (the store is unchanged and still valid on error).
+ * engine_refresh), with an object for each extension whose save succeeds,
+ * and, once it is durable, deletes the segments and older checkpoints it
+ * covers.  Returns 0 or a negative errno (the store is unchanged and
+ * still valid on error).
  */
 int engine_checkpoint(struct engine *e);
 
@@ -239,8 +306,9 @@ void engine_get_stats(struct engine *e, struct engine_stats *st);
  * format file, every checkpoint object and segment (checksum, structure),
  * and that replay succeeds.  Calls report(arg, key, problem) once per
  * problem found.  Returns the number of problems (0 = clean), or a negative
- * errno if the backend failed.  A torn tail segment is reported as a
- * warning through report with problem starting "warning:" and not counted.
+ * errno if the backend failed.  Warnings (problem starting "warning:")
+ * are reported but not counted: a torn tail segment, a missing or
+ * damaged extension object, unknown or garbage objects.
  */
 typedef void engine_report_fn(void *arg, const char *key, const char *problem);
 int engine_fsck(struct backend *be, engine_report_fn *report, void *arg);

@@ -21,14 +21,17 @@ static bool eng_kv_wants(const struct eng_ent *s, uint64_t cut)
 	return s->type != ENGINE_NONE || eng_tomb_keep(s, cut);
 }
 
-/* Collections that need a section in the kv object. */
+/*
+ * Collections that need a section in the kv object: any with entries
+ * (also vector-only ones, for their place in collection order) or a drop.
+ */
 static bool eng_kv_coll_wanted(const struct eng_coll *c, uint64_t cut,
 			       size_t *nent, size_t *bytes)
 {
 	size_t i, n = 0, sz = ENG_KV_COLL + ENG_PAD8(strlen(c->name) + 1);
 
-	for (i = 0; i < c->cap; i++) {
-		const struct eng_ent *s = &c->slots[i];
+	for (i = 0; i < c->nents; i++) {
+		const struct eng_ent *s = &c->ents[i];
 
 		if (!eng_kv_wants(s, cut))
 			continue;
@@ -38,7 +41,15 @@ static bool eng_kv_coll_wanted(const struct eng_coll *c, uint64_t cut,
 	}
 	*nent = n;
 	*bytes = sz;
-	return n || c->drop_hlc;
+	return n || c->live || c->drop_hlc;
+}
+
+/* u64 HLC, u32 writer, u32 index: a creation stamp (all 0: none). */
+static void eng_buf_cstamp(struct eng_buf *b, const struct eng_cstamp *cs)
+{
+	eng_buf_u64(b, cs->hlc);
+	eng_buf_u32(b, cs->hlc ? cs->writer : 0);
+	eng_buf_u32(b, cs->hlc ? cs->idx : 0);
 }
 
 static int eng_kv_build(struct engine *e, uint64_t cut, struct eng_buf *b)
@@ -69,10 +80,13 @@ static int eng_kv_build(struct engine *e, uint64_t cut, struct eng_buf *b)
 		eng_buf_u64(b, c->drop_hlc);
 		eng_buf_u32(b, c->drop_hlc ? c->drop_writer : 0);
 		eng_buf_u32(b, 0);
+		eng_buf_cstamp(b, &c->first);
 		eng_buf_put(b, c->name, nl + 1);
 		eng_buf_align(b, 8);
-		for (j = 0; j < c->cap; j++) {
-			const struct eng_ent *s = &c->slots[j];
+		/* in entry order: live entries by creation stamp */
+		for (j = 0; j < c->nents; j++) {
+			const struct eng_ent *s = &c->ents[j];
+			struct eng_cstamp none = { 0 };
 			size_t kl;
 
 			if (!eng_kv_wants(s, cut))
@@ -85,6 +99,7 @@ static int eng_kv_build(struct engine *e, uint64_t cut, struct eng_buf *b)
 			eng_buf_u16(b, 0);
 			eng_buf_u32(b, (uint32_t)kl);
 			eng_buf_u32(b, s->val ? s->len : 0);
+			eng_buf_cstamp(b, s->type ? &s->created : &none);
 			eng_buf_put(b, s->key, kl + 1);
 			if (s->val)
 				eng_buf_put(b, s->val, s->len);
@@ -95,21 +110,28 @@ static int eng_kv_build(struct engine *e, uint64_t cut, struct eng_buf *b)
 	return b->err;
 }
 
-/* One vector collection: live rows packed in row order, then their keys. */
+/* A live vector entry of the collection. */
+static bool eng_is_vec(const struct eng_ent *s)
+{
+	return s->key && s->type == ENGINE_VEC;
+}
+
+/*
+ * One vector collection: live rows packed in creation order (so that the
+ * block loads in order), then their keys and stamps.
+ */
 static int eng_vec_build(struct engine *e, const struct eng_coll *c,
 			 struct eng_buf *b)
 {
-	size_t nl = strlen(c->name), off, keys = 0, i, r;
+	size_t nl = strlen(c->name), off, keys = 0, i;
 	size_t rowbytes = (size_t)c->dim * sizeof(float);
 
 	off = ENG_VEC_HDR + nl + 1;
 	off = (off + 63) & ~(size_t)63;
-	for (i = 0; i < c->nvb; i++) {
-		for (r = 0; r < c->vb[i].n; r++) {
-			if (c->vb[i].keys[r])
-				keys += ENG_VEC_ROW +
-					ENG_PAD8(strlen(c->vb[i].keys[r]) + 1);
-		}
+	for (i = 0; i < c->nents; i++) {
+		if (eng_is_vec(&c->ents[i]))
+			keys += ENG_VEC_ROW +
+				ENG_PAD8(strlen(c->ents[i].key) + 1);
 	}
 	if (eng_buf_reserve(b, off + c->vec_live * rowbytes + keys))
 		return -ENOMEM;
@@ -122,31 +144,24 @@ static int eng_vec_build(struct engine *e, const struct eng_coll *c,
 	eng_buf_u32(b, 0);
 	eng_buf_put(b, c->name, nl + 1);
 	eng_buf_zero(b, off - b->len);
-	for (i = 0; i < c->nvb; i++) {
-		const struct eng_vblock *vb = &c->vb[i];
-
-		for (r = 0; r < vb->n; r++) {
-			if (vb->keys[r])
-				eng_buf_put(b, vb->data + r * c->dim, rowbytes);
-		}
+	for (i = 0; i < c->nents; i++) {
+		if (eng_is_vec(&c->ents[i]))
+			eng_buf_put(b, eng_vec_row(c, c->ents[i].len),
+				    rowbytes);
 	}
-	for (i = 0; i < c->nvb; i++) {
-		const struct eng_vblock *vb = &c->vb[i];
+	for (i = 0; i < c->nents; i++) {
+		const struct eng_ent *s = &c->ents[i];
+		size_t kl;
 
-		for (r = 0; r < vb->n; r++) {
-			const struct eng_ent *s;
-			size_t kl;
-
-			if (!vb->keys[r])
-				continue;
-			s = eng_ent_find(c, vb->keys[r]);
-			kl = strlen(vb->keys[r]);
-			eng_buf_u64(b, s->hlc);
-			eng_buf_u32(b, s->writer);
-			eng_buf_u32(b, (uint32_t)kl);
-			eng_buf_put(b, vb->keys[r], kl + 1);
-			eng_buf_align(b, 8);
-		}
+		if (!eng_is_vec(s))
+			continue;
+		kl = strlen(s->key);
+		eng_buf_u64(b, s->hlc);
+		eng_buf_u32(b, s->writer);
+		eng_buf_u32(b, (uint32_t)kl);
+		eng_buf_cstamp(b, &s->created);
+		eng_buf_put(b, s->key, kl + 1);
+		eng_buf_align(b, 8);
 	}
 	return b->err;
 }
@@ -184,11 +199,39 @@ static int eng_ckpt_put(struct engine *e, const char *id, struct eng_mobj *o,
 
 	snprintf(key, sizeof(key), "ckpt/%s/%s", id, o->name);
 	o->size = b->len;
-	o->xxh3 = XXH3_64bits(b->p, b->len);
-	rc = backend_put(e->be, key, b->p, b->len, &absent);
+	o->xxh3 = XXH3_64bits(b->p ? b->p : (const uint8_t *)"", b->len);
+	rc = backend_put(e->be, key, b->p ? b->p : (const uint8_t *)"", b->len,
+			 &absent);
 	if (rc)
 		return eng_fail(rc, "cannot write %s", key);
 	return 0;
+}
+
+static int eng_ext_emit(void *ctx, const void *data, size_t len)
+{
+	struct eng_buf *b = ctx;
+
+	if (len && !data)
+		return -EINVAL;
+	eng_buf_put(b, data, len);
+	return b->err;
+}
+
+/*
+ * Saves extension x into b under the write lock, as its contract says.
+ * Returns true if it produced an object to write.
+ */
+static bool eng_ext_save(struct engine *e, const struct eng_ext *x,
+			 struct eng_buf *b)
+{
+	int rc;
+
+	if (!x->ext.save)
+		return false;
+	pthread_rwlock_wrlock(&e->lock);
+	rc = x->ext.save(x->ext.arg, eng_ext_emit, b);
+	pthread_rwlock_unlock(&e->lock);
+	return rc == 0 && !b->err;
 }
 
 struct eng_gc {
@@ -318,7 +361,7 @@ int eng_checkpoint_locked(struct engine *e)
 	for (i = 0; i < e->ncolls; i++)
 		nvec += e->colls[i]->vec_live > 0;
 	m.writers = calloc(e->nwriters + 1, sizeof(*m.writers));
-	m.objs = calloc(nvec + 2, sizeof(*m.objs));
+	m.objs = calloc(nvec + e->n_exts + 2, sizeof(*m.objs));
 	if (!m.writers || !m.objs) {
 		rc = eng_fail(-ENOMEM, "out of memory");
 		goto out_free;
@@ -353,6 +396,21 @@ int eng_checkpoint_locked(struct engine *e)
 			rc = eng_ckpt_put(e, m.id, o, &b);
 		if (!rc)
 			eng_vec_adopt(e, c, &b);
+		eng_buf_free(&b);
+		if (rc)
+			goto out_undo;
+	}
+	/* Extensions: one that declines or runs out of memory is left out. */
+	for (i = 0; i < e->n_exts; i++) {
+		struct eng_mobj *o = &m.objs[m.nobjs];
+
+		if (eng_ext_save(e, &e->exts[i], &b)) {
+			snprintf(o->name, sizeof(o->name), "ext-%s",
+				 e->exts[i].name);
+			o->ext = true;
+			m.nobjs++;
+			rc = eng_ckpt_put(e, m.id, o, &b);
+		}
 		eng_buf_free(&b);
 		if (rc)
 			goto out_undo;

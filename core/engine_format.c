@@ -158,6 +158,22 @@ int eng_writer_valid(const char *w)
 	return n >= 1 && n <= ENG_WRITER_MAX ? 0 : -EINVAL;
 }
 
+int eng_ext_name_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return -EINVAL;
+	for (; s[n]; n++) {
+		char ch = s[n];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      ch == '_'))
+			return -EINVAL;
+	}
+	return n >= 1 && n <= ENG_EXT_MAX ? 0 : -EINVAL;
+}
+
 int eng_name_valid(const char *s, size_t len, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -302,16 +318,21 @@ int eng_ckpt_parse_name(const char *key, char *id, char *obj, size_t objmax)
 /* --- records -------------------------------------------------------------- */
 
 /*
- * Record: u8 op, u8 type, u16 0, u32 coll_len, u32 key_len, u32 0,
- * u64 val_len, coll bytes, NUL, key bytes, NUL, value bytes.
+ * Record: u8 op, u8 type, u16 flags, u32 coll_len, u32 key_len, u32 0,
+ * u64 val_len, coll bytes, NUL, key bytes, NUL, value bytes; with
+ * ENG_RF_UPDATE then u64 creation HLC (0: this batch), u32 record index,
+ * u32 writer length (0 with HLC 0), writer bytes.
  */
 void eng_rec_encode(struct eng_buf *b, uint8_t op, uint8_t type,
 		    const char *coll, size_t coll_len, const char *key,
-		    size_t key_len, const void *val, size_t len)
+		    size_t key_len, const void *val, size_t len,
+		    const struct eng_cref *cref)
 {
+	uint16_t flags = cref ? cref->flags : 0;
+
 	eng_buf_u8(b, op);
 	eng_buf_u8(b, type);
-	eng_buf_u16(b, 0);
+	eng_buf_u16(b, flags);
 	eng_buf_u32(b, (uint32_t)coll_len);
 	eng_buf_u32(b, (uint32_t)key_len);
 	eng_buf_u32(b, 0);
@@ -321,6 +342,36 @@ void eng_rec_encode(struct eng_buf *b, uint8_t op, uint8_t type,
 	eng_buf_put(b, key, key_len);
 	eng_buf_u8(b, 0);
 	eng_buf_put(b, val, len);
+	if (flags & ENG_RF_UPDATE) {
+		size_t wl = cref->hlc ? strlen(cref->writer) : 0;
+
+		eng_buf_u64(b, cref->hlc);
+		eng_buf_u32(b, cref->idx);
+		eng_buf_u32(b, (uint32_t)wl);
+		eng_buf_put(b, cref->writer, wl);
+	}
+}
+
+/* Decodes the creation reference after an update's value. */
+static int eng_rec_cref(const uint8_t *p, size_t n, size_t *at,
+			struct eng_rec *r, const char **why)
+{
+	size_t wl;
+
+	if (n - *at < ENG_REC_CREF)
+		return *why = "creation reference past the end", -EUCLEAN;
+	r->chlc = eng_le64(p + *at);
+	r->cidx = eng_le32(p + *at + 8);
+	wl = eng_le32(p + *at + 12);
+	*at += ENG_REC_CREF;
+	if (wl > ENG_WRITER_MAX || wl > n - *at || (wl == 0) != (r->chlc == 0))
+		return *why = "bad creation reference", -EUCLEAN;
+	memcpy(r->cwriter, p + *at, wl);
+	r->cwriter[wl] = '\0';
+	if (wl && eng_writer_valid(r->cwriter))
+		return *why = "bad writer in creation reference", -EUCLEAN;
+	*at += wl;
+	return 0;
 }
 
 int eng_rec_next(const uint8_t *p, size_t n, size_t *pos, struct eng_rec *r,
@@ -333,11 +384,19 @@ int eng_rec_next(const uint8_t *p, size_t n, size_t *pos, struct eng_rec *r,
 		return *why = "record header past the end", -EUCLEAN;
 	r->op = p[at];
 	r->type = p[at + 1];
+	r->flags = eng_le16(p + at + 2);
 	cl = eng_le32(p + at + 4);
 	kl = eng_le32(p + at + 8);
 	vl = eng_le64(p + at + 16);
-	if (eng_le16(p + at + 2) || eng_le32(p + at + 12))
+	r->chlc = 0;
+	r->cidx = 0;
+	r->cwriter[0] = '\0';
+	if (eng_le32(p + at + 12))
 		return *why = "reserved record bytes are not zero", -EUCLEAN;
+	if ((r->flags && r->op != ENG_OP_PUT) ||
+	    (r->flags & ~(ENG_RF_UPDATE | ENG_RF_FIRST)) ||
+	    r->flags == (ENG_RF_UPDATE | ENG_RF_FIRST))
+		return *why = "bad record flags", -EUCLEAN;
 	at += ENG_REC_HDR;
 	if (cl > n - at || n - at - cl < 2 || kl > n - at - cl - 2 ||
 	    vl > n - at - cl - kl - 2)
@@ -379,7 +438,10 @@ int eng_rec_next(const uint8_t *p, size_t n, size_t *pos, struct eng_rec *r,
 	default:
 		return *why = "unknown record op", -EUCLEAN;
 	}
-	*pos = at + cl + kl + 2 + (size_t)vl;
+	at += cl + kl + 2 + (size_t)vl;
+	if ((r->flags & ENG_RF_UPDATE) && eng_rec_cref(p, n, &at, r, why))
+		return -EUCLEAN;
+	*pos = at;
 	return 0;
 }
 
@@ -424,8 +486,11 @@ int eng_seg_parse_hdr(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
 	h->nrec = eng_le32(p + 12);
 	h->seq = eng_le64(p + 16);
 	h->hlc = eng_le64(p + 24);
-	if (h->version > ENG_FORMAT_VERSION)
-		return *why = "segment format is newer than this program",
+	if (h->version != ENG_FORMAT_VERSION)
+		return *why = h->version > ENG_FORMAT_VERSION
+				      ? "segment format is newer than this "
+					"program"
+				      : "segment format 1 is not supported",
 		       -EPROTO;
 	if (wl == 0 || wl > ENG_WRITER_MAX || p[11])
 		return *why = "bad writer id in segment header", -EBADMSG;
@@ -460,6 +525,9 @@ int eng_seg_verify(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
 		rc = eng_rec_next(p, end, &pos, &r, why);
 		if (rc)
 			return rc;
+		if ((r.flags & ENG_RF_UPDATE) && !r.chlc && r.cidx >= i)
+			return *why = "creation reference to a later record",
+			       -EUCLEAN;
 	}
 	if (pos != end)
 		return *why = "bytes after the last record", -EUCLEAN;
@@ -502,6 +570,10 @@ static int eng_manifest_obj(json_t *jo, struct eng_mobj *o)
 	if (eng_json_u64(jo, "size", &o->size) ||
 	    eng_json_hex(jo, "xxh3", &o->xxh3))
 		return -EINVAL;
+	if (strncmp(name, "ext-", 4) == 0) {
+		o->ext = true;
+		return eng_ext_name_valid(name + 4);
+	}
 	if (strncmp(name, "vec-", 4) != 0)
 		return strcmp(name, "kv") == 0 ? 0 : -EINVAL;
 	name = json_string_value(json_object_get(jo, "coll"));
@@ -537,8 +609,10 @@ int eng_manifest_parse(const void *p, size_t n, struct eng_manifest *m,
 	*why = "manifest fields are invalid";
 	if (eng_json_u64(root, "lodefs_checkpoint", &version))
 		goto out_json;
-	if (version > ENG_FORMAT_VERSION) {
-		*why = "checkpoint format is newer than this program";
+	if (version != ENG_FORMAT_VERSION) {
+		*why = version > ENG_FORMAT_VERSION
+			       ? "checkpoint format is newer than this program"
+			       : "checkpoint format 1 is not supported";
 		rc = -EPROTO;
 		goto out_json;
 	}

@@ -143,6 +143,8 @@ static int fsck_format(struct fsck *f)
 static int fsck_ckpt_obj(struct fsck *f, const struct eng_manifest *m,
 			 const struct eng_mobj *o)
 {
+	/* an extension can always be rebuilt: its damage is no problem */
+	const char *ext = o->ext ? " (an extension: open rebuilds it)" : "";
 	char key[ENG_NAME_MAX];
 	const char *why;
 	void *p;
@@ -152,18 +154,19 @@ static int fsck_ckpt_obj(struct fsck *f, const struct eng_manifest *m,
 	snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
 	rc = backend_get(f->be, key, &p, &n);
 	if (rc == -ENOENT) {
-		fsck_say(f, false, key, "listed in the manifest but missing");
+		fsck_say(f, o->ext, key, "listed in the manifest but missing%s",
+			 ext);
 		return 0;
 	}
 	if (rc)
 		return rc;
 	if (n != o->size)
-		fsck_say(f, false, key, "size %zu, manifest says %llu", n,
-			 (unsigned long long)o->size);
+		fsck_say(f, o->ext, key, "size %zu, manifest says %llu%s", n,
+			 (unsigned long long)o->size, ext);
 	else if (XXH3_64bits(p, n) != o->xxh3)
-		fsck_say(f, false, key, "checksum mismatch");
-	else if ((o->coll ? eng_vec_check(p, n, o, m->nwriters, &why)
-			  : eng_kv_check(p, n, m, &why)) != 0)
+		fsck_say(f, o->ext, key, "checksum mismatch%s", ext);
+	else if (!o->ext && (o->coll ? eng_vec_check(p, n, o, m->nwriters, &why)
+				     : eng_kv_check(p, n, m, &why)) != 0)
 		fsck_say(f, false, key, "%s", why);
 	free(p);
 	return 0;

@@ -17,7 +17,7 @@
 #error "lodefs uses checkpoints in place and needs a little-endian host"
 #endif
 
-#define ENG_FORMAT_VERSION 1
+#define ENG_FORMAT_VERSION 2
 #define ENG_WRITER_MAX	   32
 #define ENG_FORMAT_KEY	   "lodefs.format"
 #define ENG_SEG_MAGIC	   "LODEFSSG"
@@ -30,15 +30,19 @@
 #define ENG_NO_WRITER	   UINT32_MAX
 /* checkpoint object layouts: see engine_load.c */
 #define ENG_KV_HDR  16
-#define ENG_KV_COLL 32
-#define ENG_KV_ENT  24
+#define ENG_KV_COLL 48
+#define ENG_KV_ENT  40
 #define ENG_VEC_HDR 40
-#define ENG_VEC_ROW 16
-#define ENG_PAD8(x) (((x) + 7) & ~(size_t)7)
+#define ENG_VEC_ROW 32
+/* creation reference after a put record's value: u64, u32, u32, writer */
+#define ENG_REC_CREF 16
+#define ENG_PAD8(x)  (((x) + 7) & ~(size_t)7)
 /* ckpt id: 16 hex digits of HLC, '-', writer id */
 #define ENG_CKPT_ID_MAX (16 + 1 + ENG_WRITER_MAX)
 /* Longest object name the engine builds (log/<w>/<seq>.seg, ckpt/...). */
 #define ENG_NAME_MAX 128
+/* Extension names: [a-z0-9_]{1,32}, object ckpt/<id>/ext-<name>. */
+#define ENG_EXT_MAX 32
 
 /*
  * Tombstones (deleted keys with their stamp) are carried in checkpoints for
@@ -60,6 +64,17 @@ enum eng_op {
 	ENG_OP_DEL = 2,
 	ENG_OP_DROP = 3,
 };
+
+/*
+ * Flags of a put record (u16 at offset 2), set by the committing writer
+ * from what it saw.  UPDATE: the key was live, and the creation stamp it
+ * had follows the value, so the key keeps its place.  FIRST: the
+ * collection was empty, so this put places the collection among the
+ * others.  Without UPDATE the put creates the key: its creation stamp is
+ * the record's own (batch HLC, writer, record index).
+ */
+#define ENG_RF_UPDATE 1u
+#define ENG_RF_FIRST  2u
 
 /* --- errors --------------------------------------------------------------- */
 
@@ -104,6 +119,22 @@ struct engine_batch {
 	char why[512];
 };
 
+/*
+ * Checks the batch against the engine's state and encodes its records for
+ * the segment into out, with what this writer saw (ENG_RF_*, creation
+ * references).  Returns 0, -EINVAL or -ENOMEM with engine_last_error()
+ * set.  Caller holds commit_lock.
+ */
+int eng_prepare(struct engine *e, const struct engine_batch *b,
+		struct eng_buf *out);
+/*
+ * Applies `nrec` verified records at [p + pos, p + end) of the batch
+ * stamped (hlc, w) (a commit's or a replayed segment's), then eng_settle.
+ * Returns 0 or -ENOMEM.  Caller holds the write lock (or is opening).
+ */
+int eng_recs_apply(struct engine *e, const uint8_t *p, size_t end, size_t pos,
+		   uint32_t nrec, uint64_t hlc, uint32_t w, unsigned flags);
+
 /* --- names and validation ------------------------------------------------- */
 
 int eng_writer_valid(const char *w);
@@ -123,12 +154,17 @@ int eng_ckpt_parse_id(const char *id, uint64_t *hlc, char *writer);
 struct eng_rec {
 	uint8_t op;
 	uint8_t type;
+	uint16_t flags;	  /* ENG_RF_* (puts only) */
 	const char *coll; /* NUL-terminated in the buffer */
 	size_t coll_len;
 	const char *key; /* NUL-terminated in the buffer; "" for a drop */
 	size_t key_len;
 	const uint8_t *val;
 	size_t len;
+	/* ENG_RF_UPDATE: the key's creation stamp (chlc 0: this batch) */
+	uint64_t chlc;
+	uint32_t cidx;
+	char cwriter[ENG_WRITER_MAX + 1];
 };
 
 /*
@@ -138,10 +174,19 @@ struct eng_rec {
 int eng_rec_next(const uint8_t *p, size_t n, size_t *pos, struct eng_rec *r,
 		 const char **why);
 
-/* Appends one encoded record to b. */
+/* A put's creation reference as encoded (writer "" when hlc is 0). */
+struct eng_cref {
+	uint16_t flags; /* ENG_RF_* */
+	uint64_t hlc;
+	uint32_t idx;
+	const char *writer;
+};
+
+/* Appends one encoded record to b; cref NULL: flags 0. */
 void eng_rec_encode(struct eng_buf *b, uint8_t op, uint8_t type,
 		    const char *coll, size_t coll_len, const char *key,
-		    size_t key_len, const void *val, size_t len);
+		    size_t key_len, const void *val, size_t len,
+		    const struct eng_cref *cref);
 
 struct eng_seg_hdr {
 	uint16_t version;
@@ -173,7 +218,8 @@ struct eng_mwriter {
 };
 
 struct eng_mobj {
-	char name[32]; /* "kv", "vec-<n>" */
+	char name[48]; /* "kv", "vec-<n>", "ext-<name>" */
+	bool ext;      /* an extension object: never needed to open */
 	char *coll;    /* vec objects: the collection */
 	uint32_t dim;  /* vec objects */
 	uint64_t rows; /* vec objects */
@@ -200,13 +246,26 @@ void eng_manifest_free(struct eng_manifest *m);
 
 #define ENG_OWN 1 /* key (and the value after it) is one malloc'd block */
 
-/* One slot of a collection's open-addressing table (key NULL: empty). */
+/*
+ * Where a key (or a collection) sits in iteration order: the batch that
+ * created it and the record's index in that batch.  A writer's HLCs rise
+ * strictly with its seq, so (HLC, writer) names one batch and seq is
+ * never needed to break a tie.  hlc 0: none.
+ */
+struct eng_cstamp {
+	uint64_t hlc;
+	uint32_t writer; /* index in the engine's writers */
+	uint32_t idx;
+};
+
+/* One entry of a collection (key NULL: a hole left by a moved entry). */
 struct eng_ent {
 	const char *key;
 	const char *val; /* JSON/BLOB: bytes, NUL after len; else NULL */
 	uint64_t hlc;	 /* stamp: batch HLC ... */
 	uint32_t writer; /* ... and writer index that last wrote the key */
 	uint32_t len;	 /* JSON/BLOB: bytes; VEC: global row */
+	struct eng_cstamp created; /* live entries: their place in order */
 	uint32_t hash;
 	uint8_t type; /* ENGINE_NONE: tombstone */
 	uint8_t own;
@@ -221,13 +280,24 @@ struct eng_vblock {
 	bool owned;
 };
 
+/*
+ * A collection is an insertion-ordered hash table, as Python's dict: the
+ * entries sit in a dense array with live ones in creation order (holes and
+ * tombstones anywhere), and an open-addressing index maps keys to them.
+ */
 struct eng_coll {
 	char *name;
-	struct eng_ent *slots;
-	size_t cap;  /* power of two, or 0 */
-	size_t used; /* live + tombstones */
+	struct eng_ent *ents;
+	size_t nents;	 /* entries in use, holes included */
+	size_t ents_cap; /* the index always has room for this many */
+	uint32_t *index; /* 1 + position in ents; 0: empty slot */
+	size_t cap;	 /* index slots: a power of two, or 0 */
+	size_t used;	 /* entries that are not holes: live + tombstones */
 	size_t live;
-	uint64_t drop_hlc; /* newest drop applied (0: none) */
+	struct eng_cstamp cmax;	 /* greatest creation stamp placed last */
+	bool unsorted;		 /* a live entry sits after a younger one */
+	struct eng_cstamp first; /* latest FIRST put: the place of the coll */
+	uint64_t drop_hlc;	 /* newest drop applied (0: none) */
 	uint32_t drop_writer;
 	uint32_t dim; /* valid while vec_live > 0 */
 	size_t vec_live;
@@ -262,9 +332,11 @@ struct engine {
 	pthread_rwlock_t lock;	     /* state: readers vs apply */
 	pthread_mutex_t commit_lock; /* one committer / checkpointer */
 
-	struct eng_coll **colls; /* sorted by name */
+	struct eng_coll **colls;  /* sorted by name */
+	struct eng_coll **corder; /* the same, in iteration order */
 	size_t ncolls;
 	size_t colls_cap;
+	bool corder_dirty; /* corder needs sorting (eng_settle) */
 
 	struct eng_writer *writers;
 	size_t nwriters;
@@ -286,6 +358,9 @@ struct engine {
 	engine_observe_fn *obs;
 	void *obs_arg;
 
+	struct eng_ext *exts; /* copied from engine_opts */
+	size_t n_exts;
+
 	uint64_t segments; /* known segments not covered by a checkpoint */
 	uint64_t segment_bytes;
 	uint64_t checkpoint_bytes;
@@ -293,10 +368,16 @@ struct engine {
 	uint64_t last_commit_hlc;
 };
 
+struct eng_ext {
+	char name[ENG_EXT_MAX + 1];
+	struct engine_ext ext; /* ext.name points at name above */
+};
+
 /* Flags for the apply functions. */
-#define ENG_STABLE  1u /* key/value live as long as the engine: no copy */
-#define ENG_OBSERVE 2u /* report the change to the observer */
-#define ENG_ADOPT   4u /* VEC: `row` already holds the data (loading) */
+#define ENG_STABLE   1u /* key/value live as long as the engine: no copy */
+#define ENG_OBSERVE  2u /* report the change to the observer */
+#define ENG_ADOPT    4u /* VEC: `row` already holds the data (loading) */
+#define ENG_OBS_CKPT 8u /* observer flag ENGINE_OBS_CHECKPOINT */
 
 uint64_t eng_hlc_next(struct engine *e);
 void eng_hlc_see(struct engine *e, uint64_t hlc);
@@ -306,11 +387,21 @@ uint32_t eng_writer_get(struct engine *e, const char *id);
 /* Orders two stamps: (hlc, writer id). */
 int eng_stamp_cmp(const struct engine *e, uint64_t h1, uint32_t w1, uint64_t h2,
 		  uint32_t w2);
+/* Orders two creation stamps: (hlc, writer id, idx). */
+int eng_cstamp_cmp(const struct engine *e, const struct eng_cstamp *a,
+		   const struct eng_cstamp *b);
 
 struct eng_coll *eng_coll_find(const struct engine *e, const char *name);
 struct eng_coll *eng_coll_get(struct engine *e, const char *name);
 struct eng_ent *eng_ent_find(const struct eng_coll *c, const char *key);
+/* Makes room for n more entries; entry pointers are then invalid. */
 int eng_coll_reserve(struct engine *e, struct eng_coll *c, size_t n);
+/*
+ * Restores iteration order after applying: sorts collections whose
+ * entries arrived out of creation order (late segments, merged
+ * checkpoints) and the collection order.  Caller holds the write lock.
+ */
+void eng_settle(struct engine *e);
 const float *eng_vec_row(const struct eng_coll *c, size_t row);
 void eng_colls_free(struct engine *e);
 
@@ -318,16 +409,22 @@ void eng_colls_free(struct engine *e);
  * Apply one record with stamp (hlc, w) if it is not older than the key's
  * stamp and the collection's last drop.  Return 1 if applied, 0 if
  * skipped as stale (or, for a vector, because its dim clashes), or -ENOMEM.
- * For ENG_ADOPT, `row` is the global row already holding the vector; when
- * the record is skipped the row is left dead.
+ * A put carries the key's creation stamp `cs`: the key moves to its place
+ * in order when that differs from what it had.  For ENG_ADOPT, `row` is
+ * the global row already holding the vector; when the record is skipped
+ * the row is left dead.
  */
 int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 		  enum engine_type type, const void *val, size_t len,
-		  uint64_t hlc, uint32_t w, unsigned flags, size_t row);
+		  uint64_t hlc, uint32_t w, const struct eng_cstamp *cs,
+		  unsigned flags, size_t row);
 int eng_apply_del(struct engine *e, struct eng_coll *c, const char *key,
 		  uint64_t hlc, uint32_t w, unsigned flags);
 int eng_apply_drop(struct engine *e, struct eng_coll *c, uint64_t hlc,
 		   uint32_t w, unsigned flags);
+/* A FIRST put stamped cs: the collection takes the latest such place. */
+void eng_coll_first(struct engine *e, struct eng_coll *c,
+		    const struct eng_cstamp *cs);
 /* Forgets tombstones stamped before `hlc` (after a checkpoint). */
 void eng_purge_tombs(struct engine *e, uint64_t hlc);
 
@@ -341,14 +438,18 @@ int eng_vec_install(struct engine *e, struct eng_coll *c, const float *data,
 
 /*
  * Replaces a collection's vector blocks by the vec object `buf` just built
- * from them (eng_vec_build's row order): rows and keys are then used in
- * place; the caller keeps buf alive with eng_map_keep.  Mapped blocks
- * that nothing uses any more are released.
+ * from them (live vector entries in creation order, as eng_vec_build
+ * writes them): rows and keys are then used in place; the caller keeps
+ * buf alive with eng_map_keep.  Mapped blocks that nothing uses any more
+ * are released.
  */
 int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
 		    size_t len);
 
-/* Calls the observer with every live key (after loading checkpoints). */
+/*
+ * Calls the observer with every live key (after loading checkpoints), in
+ * iteration order, flagged ENGINE_OBS_CHECKPOINT.
+ */
 void eng_observe_all(struct engine *e);
 
 /* --- loading and replay (engine_load.c) ----------------------------------- */
@@ -380,6 +481,9 @@ int eng_kv_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
 		 const char **why);
 int eng_vec_check(const uint8_t *p, size_t n, const struct eng_mobj *o,
 		  size_t nwriters, const char **why);
+
+/* 0 if s is a valid extension name ([a-z0-9_]{1,32}). */
+int eng_ext_name_valid(const char *s);
 
 /* --- checkpoints (engine_ckpt.c) ------------------------------------------ */
 

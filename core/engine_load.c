@@ -109,10 +109,29 @@ int eng_ckpt_remember(struct engine *e, const char *id)
 /*
  * kv object: magic "LODEFSKV", u32 version, u32 collection count; per
  * collection: u32 name length, u32 0, u64 entries, u64 drop HLC, u32 drop
- * writer, u32 0, name, NUL, pad to 8; per entry: u64 HLC, u32 writer,
- * u8 type, u8 0, u16 0, u32 key length, u32 value length, key, NUL, value,
- * NUL, pad to 8.  Writers index the manifest's writer list.
+ * writer, u32 0, the collection's place (creation stamp: u64 HLC, u32
+ * writer, u32 index; HLC 0: none), name, NUL, pad to 8; per entry: u64
+ * HLC, u32 writer, u8 type, u8 0, u16 0, u32 key length, u32 value length,
+ * creation stamp (all 0 for a tombstone), key, NUL, value, NUL, pad to 8.
+ * Writers index the manifest's writer list.  Live entries come in
+ * creation order.
  */
+
+/* Decodes a creation stamp; its writer must index the manifest's list. */
+static int eng_cstamp_get(const uint8_t *p, size_t nw, const uint32_t *wmap,
+			  struct eng_cstamp *cs)
+{
+	cs->hlc = eng_le64(p);
+	cs->writer = eng_le32(p + 8);
+	cs->idx = eng_le32(p + 12);
+	if (!cs->hlc)
+		return cs->writer || cs->idx ? -EUCLEAN : 0;
+	if (cs->writer >= nw)
+		return -EUCLEAN;
+	if (wmap)
+		cs->writer = wmap[cs->writer];
+	return 0;
+}
 
 /* Walks a kv object; with e != NULL applies it, else only checks it. */
 static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
@@ -123,13 +142,13 @@ static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
 
 	if (n < ENG_KV_HDR || memcmp(p, ENG_KV_MAGIC, ENG_MAGIC_LEN) != 0)
 		return *why = "bad kv object header", -EUCLEAN;
-	if (eng_le32(p + 8) > ENG_FORMAT_VERSION)
-		return *why = "kv object format is newer than this program",
-		       -EPROTO;
+	if (eng_le32(p + 8) != ENG_FORMAT_VERSION)
+		return *why = "kv object format is not this program's", -EPROTO;
 	ncoll = eng_le32(p + 12);
 	for (i = 0; i < ncoll; i++) {
 		const char *name;
 		struct eng_coll *c = NULL;
+		struct eng_cstamp first;
 		uint64_t nent, drop_hlc, k;
 		uint32_t nl, drop_w;
 
@@ -140,6 +159,8 @@ static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
 		nent = eng_le64(p + pos + 8);
 		drop_hlc = eng_le64(p + pos + 16);
 		drop_w = eng_le32(p + pos + 24);
+		if (eng_cstamp_get(p + pos + 32, nw, wmap, &first))
+			return *why = "bad collection place", -EUCLEAN;
 		pos += ENG_KV_COLL;
 		if (nl > n - pos - 1 || p[pos + nl])
 			return *why = "collection name past the end", -EUCLEAN;
@@ -158,8 +179,11 @@ static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
 			if (drop_hlc && eng_apply_drop(e, c, drop_hlc,
 						       wmap[drop_w], flags) < 0)
 				return *why = "out of memory", -ENOMEM;
+			if (first.hlc)
+				eng_coll_first(e, c, &first);
 		}
 		for (k = 0; k < nent; k++) {
+			struct eng_cstamp cs;
 			uint64_t hlc;
 			uint32_t w, kl, vl;
 			uint8_t type;
@@ -173,6 +197,10 @@ static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
 			type = p[pos + 12];
 			kl = eng_le32(p + pos + 16);
 			vl = eng_le32(p + pos + 20);
+			if (p[pos + 13] || eng_le16(p + pos + 14) ||
+			    eng_cstamp_get(p + pos + 24, nw, wmap, &cs) ||
+			    (type != ENGINE_NONE) != (cs.hlc != 0))
+				return *why = "bad entry header", -EUCLEAN;
 			pos += ENG_KV_ENT;
 			if (kl > n - pos || n - pos - kl < 2 ||
 			    vl > n - pos - kl - 2)
@@ -200,7 +228,7 @@ static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
 						   flags | ENG_STABLE);
 			else
 				rc = eng_apply_put(e, c, key, type, val, vl,
-						   hlc, wmap[w],
+						   hlc, wmap[w], &cs,
 						   flags | ENG_STABLE, 0);
 			if (rc < 0)
 				return *why = "out of memory", rc;
@@ -220,8 +248,9 @@ int eng_kv_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
 /*
  * vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows, u64 data
  * offset (a multiple of 64), u32 name length, u32 0, name, NUL, zeros up
- * to the data offset; rows*dim float32; per row: u64 HLC, u32 writer,
- * u32 key length, key, NUL, pad to 8.
+ * to the data offset; rows*dim float32 in creation order; per row: u64
+ * HLC, u32 writer, u32 key length, creation stamp (u64 HLC, u32 writer,
+ * u32 index), key, NUL, pad to 8.
  */
 static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
 			size_t nw, struct engine *e, const uint32_t *wmap,
@@ -236,8 +265,8 @@ static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
 
 	if (n < ENG_VEC_HDR || memcmp(p, ENG_VEC_MAGIC, ENG_MAGIC_LEN) != 0)
 		return *why = "bad vec object header", -EUCLEAN;
-	if (eng_le32(p + 8) > ENG_FORMAT_VERSION)
-		return *why = "vec object format is newer than this program",
+	if (eng_le32(p + 8) != ENG_FORMAT_VERSION)
+		return *why = "vec object format is not this program's",
 		       -EPROTO;
 	dim = eng_le32(p + 12);
 	rows = eng_le64(p + 16);
@@ -266,6 +295,7 @@ static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
 		}
 	}
 	for (i = 0; i < rows; i++) {
+		struct eng_cstamp cs;
 		uint64_t hlc;
 		uint32_t w, kl;
 		const char *key;
@@ -276,6 +306,8 @@ static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
 		hlc = eng_le64(p + pos);
 		w = eng_le32(p + pos + 8);
 		kl = eng_le32(p + pos + 12);
+		if (eng_cstamp_get(p + pos + 16, nw, wmap, &cs) || !cs.hlc)
+			return *why = "bad vector creation stamp", -EUCLEAN;
 		pos += ENG_VEC_ROW;
 		if (kl >= n - pos || w >= nw)
 			return *why = "bad vector key", -EUCLEAN;
@@ -288,7 +320,7 @@ static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
 		if (!e)
 			continue;
 		rc = eng_apply_put(e, c, key, ENGINE_VEC, data + i * dim,
-				   rowbytes, hlc, wmap[w],
+				   rowbytes, hlc, wmap[w], &cs,
 				   flags | ENG_STABLE | (adopt ? ENG_ADOPT : 0),
 				   (size_t)i);
 		if (rc < 0)
@@ -322,7 +354,7 @@ static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
 	uint32_t *wmap;
 	const char *why = NULL;
 	char key[ENG_NAME_MAX];
-	size_t i, kept = 0;
+	size_t i;
 	int rc = 0;
 
 	objs = calloc(m->nobjs + 1, sizeof(*objs));
@@ -342,6 +374,8 @@ static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
 		const struct eng_mobj *o = &m->objs[i];
 		struct eng_loaded *l = &objs[i];
 
+		if (o->ext)
+			continue; /* optional: see eng_ext_load */
 		snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
 		rc = eng_obj_load(e->be, key, &l->data, &l->len, &l->cookie);
 		if (rc == -ENOENT) {
@@ -373,7 +407,7 @@ static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
 	for (i = 0; i < m->nobjs; i++) {
 		const struct eng_mobj *o = &m->objs[i];
 
-		if (o->coll)
+		if (o->coll || o->ext)
 			continue;
 		rc = eng_kv_walk(objs[i].data, objs[i].len, m->nwriters, e,
 				 wmap, flags, &why);
@@ -390,11 +424,15 @@ static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
 		if (rc)
 			goto out_apply;
 	}
+	/* entries arrive out of order when they merge with others */
+	eng_settle(e);
 	for (i = 0; i < m->nobjs; i++) {
+		if (!objs[i].data)
+			continue;
 		rc = eng_map_keep(e, objs[i].data, objs[i].len, objs[i].cookie);
 		if (rc)
 			goto out_apply;
-		kept++;
+		objs[i].data = NULL; /* the engine's now */
 	}
 	for (i = 0; i < m->nwriters; i++) {
 		struct eng_writer *w = &e->writers[wmap[i]];
@@ -413,7 +451,7 @@ out_apply:
 	e->broken = rc;
 	rc = eng_fail(rc, "loading checkpoint %s: %s", m->id, why);
 out_release:
-	for (i = kept; i < m->nobjs; i++) {
+	for (i = 0; i < m->nobjs; i++) {
 		if (objs[i].data)
 			eng_obj_release(e->be, objs[i].data, objs[i].cookie);
 	}
@@ -591,11 +629,42 @@ static bool eng_ckpt_newer_known(const struct engine *e, const char *id)
 	return false;
 }
 
+/*
+ * Hands each extension its object of checkpoint m when the checkpoint has
+ * one and it reads back intact; anything else only skips that load (the
+ * client rebuilds from the observer).
+ */
+static void eng_ext_load(struct engine *e, const struct eng_manifest *m)
+{
+	char key[ENG_NAME_MAX];
+	size_t i, j, len;
+	void *p;
+
+	for (i = 0; i < m->nobjs; i++) {
+		const struct eng_mobj *o = &m->objs[i];
+		const struct engine_ext *x = NULL;
+
+		for (j = 0; o->ext && j < e->n_exts; j++) {
+			if (strcmp(e->exts[j].name, o->name + 4) == 0)
+				x = &e->exts[j].ext;
+		}
+		if (!x || !x->load)
+			continue;
+		snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
+		if (backend_get(e->be, key, &p, &len))
+			continue;
+		if (len == o->size && XXH3_64bits(p, len) == o->xxh3)
+			x->load(x->arg, p, len);
+		free(p);
+	}
+}
+
 static int eng_sync_ckpts(struct engine *e, bool opening, unsigned flags)
 {
 	struct eng_list l = { .e = e };
+	const struct eng_manifest *base = NULL;
 	uint64_t newest = 0;
-	size_t i;
+	size_t i, loaded = 0;
 	int rc;
 
 	rc = backend_list(e->be, "ckpt/", eng_list_ckpt_fn, &l);
@@ -665,7 +734,12 @@ static int eng_sync_ckpts(struct engine *e, bool opening, unsigned flags)
 			pthread_rwlock_unlock(&e->lock);
 		if (rc)
 			goto out_free;
+		base = &c->m;
+		loaded++;
 	}
+	/* extension bytes describe one checkpoint, not a merge of several */
+	if (opening && loaded == 1 && e->n_exts)
+		eng_ext_load(e, base);
 	/*
 	 * Checkpoints without a valid manifest: ours are abandoned, another
 	 * writer's may still be being written unless it is old.
@@ -720,35 +794,6 @@ static int eng_seg_bad(struct engine *e, struct eng_lseg *s, int rc,
 				"last of its writer",
 				s->key, why);
 	return eng_fail(rc, "segment %s: %s", s->key, why);
-}
-
-static int eng_seg_apply(struct engine *e, const uint8_t *p, size_t n,
-			 uint32_t w, uint64_t hlc, uint32_t nrec,
-			 unsigned flags)
-{
-	size_t pos = ENG_SEG_HDR;
-	const char *why;
-	struct eng_rec r;
-	uint32_t i;
-	int rc = 0;
-
-	for (i = 0; i < nrec && rc >= 0; i++) {
-		struct eng_coll *c;
-
-		if (eng_rec_next(p, n - ENG_TRAILER, &pos, &r, &why))
-			return -EUCLEAN; /* verified before: cannot happen */
-		c = eng_coll_get(e, r.coll);
-		if (!c)
-			return -ENOMEM;
-		if (r.op == ENG_OP_PUT)
-			rc = eng_apply_put(e, c, r.key, r.type, r.val, r.len,
-					   hlc, w, flags, 0);
-		else if (r.op == ENG_OP_DEL)
-			rc = eng_apply_del(e, c, r.key, hlc, w, flags);
-		else
-			rc = eng_apply_drop(e, c, hlc, w, flags);
-	}
-	return rc < 0 ? rc : 0;
 }
 
 static int eng_sync_segs(struct engine *e, bool opening, unsigned flags)
@@ -854,8 +899,8 @@ static int eng_sync_segs(struct engine *e, bool opening, unsigned flags)
 		}
 		if (!opening)
 			pthread_rwlock_wrlock(&e->lock);
-		rc = eng_seg_apply(e, s->buf, s->len, s->w, h.hlc, h.nrec,
-				   flags);
+		rc = eng_recs_apply(e, s->buf, s->len - ENG_TRAILER,
+				    ENG_SEG_HDR, h.nrec, h.hlc, s->w, flags);
 		e->segments++;
 		e->segment_bytes += s->len;
 		if (!opening)

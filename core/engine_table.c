@@ -59,6 +59,16 @@ int eng_stamp_cmp(const struct engine *e, uint64_t h1, uint32_t w1, uint64_t h2,
 	return strcmp(e->writers[w1].id, e->writers[w2].id);
 }
 
+int eng_cstamp_cmp(const struct engine *e, const struct eng_cstamp *a,
+		   const struct eng_cstamp *b)
+{
+	int c = eng_stamp_cmp(e, a->hlc, a->writer, b->hlc, b->writer);
+
+	if (c)
+		return c;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
 /* --- collections ---------------------------------------------------------- */
 
 /* Index of the first collection whose name is >= name. */
@@ -100,6 +110,10 @@ struct eng_coll *eng_coll_get(struct engine *e, const char *name)
 		if (!cs)
 			return NULL;
 		e->colls = cs;
+		cs = realloc(e->corder, cap * sizeof(*cs));
+		if (!cs)
+			return NULL;
+		e->corder = cs;
 		e->colls_cap = cap;
 	}
 	c = calloc(1, sizeof(*c));
@@ -114,13 +128,55 @@ struct eng_coll *eng_coll_get(struct engine *e, const char *name)
 	memmove(&e->colls[i + 1], &e->colls[i],
 		(e->ncolls - i) * sizeof(e->colls[0]));
 	e->colls[i] = c;
+	e->corder[e->ncolls] = c;
 	e->ncolls++;
+	e->corder_dirty = true;
 	return c;
 }
 
-static uint64_t eng_hash(const char *key)
+void eng_coll_first(struct engine *e, struct eng_coll *c,
+		    const struct eng_cstamp *cs)
 {
-	return XXH3_64bits(key, strlen(key));
+	if (eng_cstamp_cmp(e, cs, &c->first) > 0) {
+		c->first = *cs;
+		e->corder_dirty = true;
+	}
+}
+
+/* --- the ordered table ---------------------------------------------------- */
+
+static uint32_t eng_hash(const char *key)
+{
+	return (uint32_t)XXH3_64bits(key, strlen(key));
+}
+
+/* Index slots for n entries under a 3/4 load. */
+static size_t eng_index_cap(size_t n)
+{
+	size_t cap = 16;
+
+	while (cap / 4 * 3 < n)
+		cap *= 2;
+	return cap;
+}
+
+static void eng_index_add(uint32_t *index, size_t cap, uint32_t h, size_t pos)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = h & mask; index[i]; i = (i + 1) & mask)
+		;
+	index[i] = (uint32_t)(pos + 1);
+}
+
+/* The index slot that points at entry `pos` (hash h). */
+static size_t eng_index_of(const struct eng_coll *c, uint32_t h, size_t pos)
+{
+	size_t mask = c->cap - 1, i;
+
+	for (i = h & mask; c->index[i] != pos + 1; i = (i + 1) & mask)
+		;
+	return i;
 }
 
 static struct eng_ent *eng_ent_lookup(const struct eng_coll *c, const char *key,
@@ -130,61 +186,235 @@ static struct eng_ent *eng_ent_lookup(const struct eng_coll *c, const char *key,
 
 	if (!c->cap)
 		return NULL;
-	for (i = h & mask;; i = (i + 1) & mask) {
-		struct eng_ent *s = &c->slots[i];
+	for (i = h & mask; c->index[i]; i = (i + 1) & mask) {
+		struct eng_ent *s = &c->ents[c->index[i] - 1];
 
-		if (!s->key)
-			return NULL;
 		if (s->hash == h && strcmp(s->key, key) == 0)
 			return s;
 	}
+	return NULL;
 }
 
 struct eng_ent *eng_ent_find(const struct eng_coll *c, const char *key)
 {
 	if (!c || !c->cap)
 		return NULL;
-	return eng_ent_lookup(c, key, (uint32_t)eng_hash(key));
+	return eng_ent_lookup(c, key, eng_hash(key));
 }
 
-static void eng_slots_insert(struct eng_ent *slots, size_t cap,
-			     const struct eng_ent *ent)
+/*
+ * Squeezes the holes out of the entry array into the new empty `index` of
+ * icap slots (which it takes), shrinking the array to `want` entries if
+ * that is smaller.
+ */
+static void eng_coll_squeeze(struct engine *e, struct eng_coll *c,
+			     uint32_t *index, size_t icap, size_t want)
 {
-	size_t mask = cap - 1, i;
+	struct eng_ent *ents;
+	size_t i, n = 0;
 
-	for (i = ent->hash & mask; slots[i].key; i = (i + 1) & mask)
-		;
-	slots[i] = *ent;
-}
-
-/* Resizes the table to hold `want` entries under a 3/4 load. */
-static int eng_coll_rehash(struct engine *e, struct eng_coll *c, size_t want)
-{
-	size_t cap = 16, i;
-	struct eng_ent *ns;
-
-	while (cap / 4 * 3 < want)
-		cap *= 2;
-	ns = calloc(cap, sizeof(*ns));
-	if (!ns)
-		return -ENOMEM;
-	for (i = 0; i < c->cap; i++) {
-		if (c->slots[i].key)
-			eng_slots_insert(ns, cap, &c->slots[i]);
+	for (i = 0; i < c->nents; i++) {
+		if (!c->ents[i].key)
+			continue;
+		if (n != i)
+			c->ents[n] = c->ents[i];
+		eng_index_add(index, icap, c->ents[n].hash, n);
+		n++;
 	}
-	e->heap -= c->cap * sizeof(*ns);
-	e->heap += cap * sizeof(*ns);
-	free(c->slots);
-	c->slots = ns;
-	c->cap = cap;
+	c->nents = n;
+	if (want < c->ents_cap) {
+		/* shrinking cannot really fail; if it does, keep the block */
+		ents = realloc(c->ents, want * sizeof(*ents));
+		if (ents) {
+			e->heap -= (c->ents_cap - want) * sizeof(*ents);
+			c->ents = ents;
+			c->ents_cap = want;
+		}
+	}
+	e->heap -= c->cap * sizeof(*index);
+	e->heap += icap * sizeof(*index);
+	free(c->index);
+	c->index = index;
+	c->cap = icap;
+}
+
+/* Entry capacity for `want` entries, and its index; NULL on failure. */
+static uint32_t *eng_index_new(size_t *want, size_t used, size_t *icap)
+{
+	if (*want < used)
+		*want = used;
+	if (*want < 8)
+		*want = 8;
+	if (*want >= UINT32_MAX)
+		return NULL;
+	*icap = eng_index_cap(*want);
+	return calloc(*icap, sizeof(uint32_t));
+}
+
+/*
+ * Resizes the entry array to `want` entries (at least the ones in use),
+ * without holes, and rebuilds the index for that many.  On failure
+ * nothing has changed.
+ */
+static int eng_coll_rebuild(struct engine *e, struct eng_coll *c, size_t want)
+{
+	struct eng_ent *ents;
+	uint32_t *index;
+	size_t icap;
+
+	index = eng_index_new(&want, c->used, &icap);
+	if (!index)
+		return -ENOMEM;
+	if (want > c->ents_cap) {
+		ents = realloc(c->ents, want * sizeof(*ents));
+		if (!ents) {
+			free(index);
+			return -ENOMEM;
+		}
+		e->heap += (want - c->ents_cap) * sizeof(*ents);
+		c->ents = ents;
+		c->ents_cap = want;
+	}
+	eng_coll_squeeze(e, c, index, icap, want);
 	return 0;
 }
 
 int eng_coll_reserve(struct engine *e, struct eng_coll *c, size_t n)
 {
-	if (c->used + n <= c->cap / 4 * 3)
+	size_t want = c->used + n;
+
+	if (c->nents + n <= c->ents_cap)
+		return 0; /* the index is sized for ents_cap */
+	if (want > c->ents_cap - c->ents_cap / 4) {
+		/* few holes to reclaim: grow by half (bulk loads: exactly) */
+		if (want < c->ents_cap + c->ents_cap / 2)
+			want = c->ents_cap + c->ents_cap / 2;
+	} else {
+		want = c->ents_cap;
+	}
+	return eng_coll_rebuild(e, c, want);
+}
+
+/* Appends an entry (room reserved) and indexes it. */
+static struct eng_ent *eng_ent_append(struct eng_coll *c, uint32_t h,
+				      const char *key)
+{
+	struct eng_ent *s = &c->ents[c->nents];
+
+	memset(s, 0, sizeof(*s));
+	s->key = key;
+	s->hash = h;
+	eng_index_add(c->index, c->cap, h, c->nents);
+	c->nents++;
+	c->used++;
+	return s;
+}
+
+/* Undoes eng_ent_append of the last entry, which the caller cannot fill. */
+static void eng_ent_unappend(struct eng_coll *c, struct eng_ent *s)
+{
+	size_t mask = c->cap - 1, i, j;
+
+	i = eng_index_of(c, s->hash, c->nents - 1);
+	c->index[i] = 0;
+	/* backward-shift deletion keeps every probe chain intact */
+	for (j = (i + 1) & mask; c->index[j]; j = (j + 1) & mask) {
+		size_t home = c->ents[c->index[j] - 1].hash & mask;
+
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && (home <= i && home > j))) {
+			c->index[i] = c->index[j];
+			c->index[j] = 0;
+			i = j;
+		}
+	}
+	s->key = NULL;
+	c->nents--;
+	c->used--;
+}
+
+/* Moves an entry to the end (room reserved), leaving a hole. */
+static struct eng_ent *eng_ent_move_last(struct eng_coll *c, struct eng_ent *s)
+{
+	size_t pos = (size_t)(s - c->ents);
+	struct eng_ent *d = &c->ents[c->nents];
+
+	if (pos + 1 == c->nents)
+		return s;
+	c->index[eng_index_of(c, s->hash, pos)] = (uint32_t)(c->nents + 1);
+	*d = *s;
+	s->key = NULL;
+	s->own = 0;
+	c->nents++;
+	return d;
+}
+
+/* Notes the order of a live entry just placed last. */
+static void eng_order_note(struct engine *e, struct eng_coll *c,
+			   const struct eng_ent *s)
+{
+	if (eng_cstamp_cmp(e, &s->created, &c->cmax) > 0)
+		c->cmax = s->created;
+	else
+		c->unsorted = true;
+}
+
+/* Live entries by creation stamp, tombstones after them. */
+static int eng_ent_order_cmp(const void *a, const void *b, void *arg)
+{
+	const struct eng_ent *x = a, *y = b;
+	bool xl = x->type != ENGINE_NONE, yl = y->type != ENGINE_NONE;
+
+	if (xl != yl)
+		return xl ? -1 : 1;
+	if (!xl)
 		return 0;
-	return eng_coll_rehash(e, c, c->used + n);
+	return eng_cstamp_cmp(arg, &x->created, &y->created);
+}
+
+/* Sorts a collection's entries into creation order; cannot fail. */
+static void eng_coll_sort(struct engine *e, struct eng_coll *c)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->nents; i++) {
+		if (c->ents[i].key)
+			c->ents[n++] = c->ents[i];
+	}
+	c->nents = n;
+	qsort_r(c->ents, n, sizeof(*c->ents), eng_ent_order_cmp, e);
+	memset(c->index, 0, c->cap * sizeof(*c->index));
+	memset(&c->cmax, 0, sizeof(c->cmax));
+	for (i = 0; i < n; i++) {
+		eng_index_add(c->index, c->cap, c->ents[i].hash, i);
+		if (c->ents[i].type != ENGINE_NONE)
+			c->cmax = c->ents[i].created;
+	}
+	c->unsorted = false;
+}
+
+/* Collections by their place (never placed first), then by name. */
+static int eng_coll_order_cmp(const void *a, const void *b, void *arg)
+{
+	const struct eng_coll *const *x = a, *const *y = b;
+	int c = eng_cstamp_cmp(arg, &(*x)->first, &(*y)->first);
+
+	return c ? c : strcmp((*x)->name, (*y)->name);
+}
+
+void eng_settle(struct engine *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->ncolls; i++) {
+		if (e->colls[i]->unsorted)
+			eng_coll_sort(e, e->colls[i]);
+	}
+	if (e->corder_dirty) {
+		qsort_r(e->corder, e->ncolls, sizeof(*e->corder),
+			eng_coll_order_cmp, e);
+		e->corder_dirty = false;
+	}
 }
 
 /* --- owned key/value blocks ----------------------------------------------- */
@@ -330,8 +560,8 @@ static bool eng_keys_unpin(struct engine *e, struct eng_coll *c,
 {
 	size_t i;
 
-	for (i = 0; i < c->cap; i++) {
-		struct eng_ent *s = &c->slots[i];
+	for (i = 0; i < c->nents; i++) {
+		struct eng_ent *s = &c->ents[i];
 		const uint8_t *k = (const uint8_t *)s->key;
 		const char *copy;
 
@@ -352,7 +582,7 @@ int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
 {
 	size_t rows = (size_t)eng_le64(buf + 16),
 	       off = (size_t)eng_le64(buf + 24);
-	size_t kpos = off + rows * c->dim * sizeof(float), i, r, n = 0;
+	size_t kpos = off + rows * c->dim * sizeof(float), i, n = 0;
 	const char **keys = calloc(rows ? rows : 1, sizeof(*keys));
 	struct eng_vblock *vb = calloc(1, sizeof(*vb));
 
@@ -362,22 +592,18 @@ int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
 		return -ENOMEM;
 	}
 	/* the row order eng_vec_build wrote; keys now live in buf */
-	for (i = 0; i < c->nvb; i++) {
-		struct eng_vblock *b = &c->vb[i];
+	for (i = 0; i < c->nents; i++) {
+		struct eng_ent *s = &c->ents[i];
+		const char *nk;
 
-		for (r = 0; r < b->n; r++) {
-			const char *nk = (const char *)buf + kpos + ENG_VEC_ROW;
-			struct eng_ent *s;
-
-			if (!b->keys[r])
-				continue;
-			s = eng_ent_find(c, b->keys[r]);
-			kpos = ENG_PAD8(kpos + ENG_VEC_ROW + strlen(nk) + 1);
-			eng_own_free(e, s);
-			s->key = nk;
-			s->len = (uint32_t)n;
-			keys[n++] = nk;
-		}
+		if (!s->key || s->type != ENGINE_VEC)
+			continue;
+		nk = (const char *)buf + kpos + ENG_VEC_ROW;
+		kpos = ENG_PAD8(kpos + ENG_VEC_ROW + strlen(nk) + 1);
+		eng_own_free(e, s);
+		s->key = nk;
+		s->len = (uint32_t)n;
+		keys[n++] = nk;
 	}
 	for (i = 0; i < c->nvb; i++) {
 		struct eng_vblock *b = &c->vb[i];
@@ -500,14 +726,17 @@ static void eng_ent_clear(struct engine *e, struct eng_coll *c,
 static void eng_observe(struct engine *e, unsigned flags, const char *coll,
 			const struct eng_ent *s, const struct eng_coll *c)
 {
+	unsigned of = flags & ENG_OBS_CKPT ? ENGINE_OBS_CHECKPOINT : 0;
+
 	if (!(flags & ENG_OBSERVE) || !e->obs)
 		return;
 	if (s->type == ENGINE_VEC)
 		e->obs(e->obs_arg, coll, s->key, ENGINE_VEC,
-		       eng_vec_row(c, s->len), (size_t)c->dim * sizeof(float));
+		       eng_vec_row(c, s->len), (size_t)c->dim * sizeof(float),
+		       of);
 	else
 		e->obs(e->obs_arg, coll, s->key, (enum engine_type)s->type,
-		       s->val, s->len);
+		       s->val, s->len, of);
 }
 
 /* True if a record stamped (hlc, w) is older than what the key holds. */
@@ -518,48 +747,6 @@ static bool eng_stale(const struct engine *e, const struct eng_coll *c,
 	    eng_stamp_cmp(e, hlc, w, c->drop_hlc, c->drop_writer) < 0)
 		return true;
 	return s && eng_stamp_cmp(e, hlc, w, s->hlc, s->writer) < 0;
-}
-
-/* Inserts an empty entry for a key known to be absent (hash h). */
-static struct eng_ent *eng_ent_slot(struct engine *e, struct eng_coll *c,
-				    const char *key, uint32_t h, bool *fresh)
-{
-	struct eng_ent *s;
-	size_t mask, i;
-
-	*fresh = false;
-	if (eng_coll_reserve(e, c, 1))
-		return NULL;
-	mask = c->cap - 1;
-	for (i = h & mask; c->slots[i].key; i = (i + 1) & mask)
-		;
-	s = &c->slots[i];
-	memset(s, 0, sizeof(*s));
-	s->hash = h;
-	s->key = key; /* placeholder until the caller sets the real key */
-	c->used++;
-	*fresh = true;
-	return s;
-}
-
-/* Undoes eng_ent_slot's insertion when the caller cannot fill it. */
-static void eng_ent_unslot(struct eng_coll *c, struct eng_ent *s)
-{
-	size_t mask = c->cap - 1, i = (size_t)(s - c->slots), j;
-
-	/* backward-shift deletion keeps every probe chain intact */
-	s->key = NULL;
-	c->used--;
-	for (j = (i + 1) & mask; c->slots[j].key; j = (j + 1) & mask) {
-		size_t home = c->slots[j].hash & mask;
-
-		if ((j > i && (home <= i || home > j)) ||
-		    (j < i && (home <= i && home > j))) {
-			c->slots[i] = c->slots[j];
-			c->slots[j].key = NULL;
-			i = j;
-		}
-	}
 }
 
 /* Frees a key(/value) block built by eng_own_alloc that was not used. */
@@ -575,17 +762,22 @@ static void eng_own_discard(struct engine *e, const char *key, const char *val,
 
 int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 		  enum engine_type type, const void *val, size_t len,
-		  uint64_t hlc, uint32_t w, unsigned flags, size_t row)
+		  uint64_t hlc, uint32_t w, const struct eng_cstamp *cs,
+		  unsigned flags, size_t row)
 {
-	uint32_t h = (uint32_t)eng_hash(key);
-	struct eng_ent *s = eng_ent_lookup(c, key, h);
+	uint32_t h = eng_hash(key);
 	uint32_t dim = (uint32_t)(len / sizeof(float));
 	const char *nkey, *nval = NULL;
-	bool fresh = false, same_vec;
+	bool fresh = false, same_vec, moved;
+	struct eng_ent *s;
 	uint8_t nown, old;
 	size_t nrow = 0;
 	int rc;
 
+	/* room first: entry pointers stay valid from here on */
+	if (eng_coll_reserve(e, c, 1))
+		return -ENOMEM;
+	s = eng_ent_lookup(c, key, h);
 	if (eng_stale(e, c, s, hlc, w))
 		goto out_skip;
 	same_vec = s && s->type == ENGINE_VEC;
@@ -599,9 +791,9 @@ int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 		same_vec = false;
 	}
 	if (!s) {
-		s = eng_ent_slot(e, c, key, h, &fresh);
-		if (!s)
-			return -ENOMEM;
+		/* key is a placeholder until the real one is set below */
+		s = eng_ent_append(c, h, key);
+		fresh = true;
 	}
 
 	/* Build the new key/value and row first: failure changes nothing. */
@@ -618,7 +810,7 @@ int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 					     len, &nval);
 			nown = ENG_OWN;
 			if (!nkey)
-				goto out_unslot;
+				goto out_unappend;
 		}
 	}
 	if (type == ENGINE_VEC) {
@@ -654,6 +846,9 @@ int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 	if (nkey != s->key && !fresh)
 		eng_own_free(e, s);
 
+	/* A new key, or one that now has another birth, moves to its place. */
+	moved = !fresh &&
+		(old == ENGINE_NONE || eng_cstamp_cmp(e, &s->created, cs) != 0);
 	s->key = nkey;
 	s->own = nown;
 	s->val = nval;
@@ -661,6 +856,11 @@ int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 	s->type = (uint8_t)type;
 	s->hlc = hlc;
 	s->writer = w;
+	s->created = *cs;
+	if (moved)
+		s = eng_ent_move_last(c, s);
+	if (fresh || moved)
+		eng_order_note(e, c, s);
 	if (type == ENGINE_VEC) {
 		struct eng_vblock *b = eng_vblock_of(c, nrow);
 
@@ -673,9 +873,9 @@ int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 out_discard:
 	if (nkey != s->key && nown == ENG_OWN)
 		eng_own_discard(e, nkey, nval, len);
-out_unslot:
+out_unappend:
 	if (fresh)
-		eng_ent_unslot(c, s);
+		eng_ent_unappend(c, s);
 	return -ENOMEM;
 out_skip:
 	if (flags & ENG_ADOPT) {
@@ -689,10 +889,13 @@ out_skip:
 int eng_apply_del(struct engine *e, struct eng_coll *c, const char *key,
 		  uint64_t hlc, uint32_t w, unsigned flags)
 {
-	uint32_t h = (uint32_t)eng_hash(key);
-	struct eng_ent *s = eng_ent_lookup(c, key, h);
-	bool fresh, was_live;
+	uint32_t h = eng_hash(key);
+	struct eng_ent *s;
+	bool was_live;
 
+	if (eng_coll_reserve(e, c, 1))
+		return -ENOMEM;
+	s = eng_ent_lookup(c, key, h);
 	if (eng_stale(e, c, s, hlc, w))
 		return 0;
 	if (!s) {
@@ -703,13 +906,7 @@ int eng_apply_del(struct engine *e, struct eng_coll *c, const char *key,
 
 		if (!k)
 			return -ENOMEM;
-		s = eng_ent_slot(e, c, key, h, &fresh);
-		if (!s) {
-			if (k != key)
-				free((void *)k);
-			return -ENOMEM;
-		}
-		s->key = k;
+		s = eng_ent_append(c, h, k);
 		s->own = k == key ? 0 : ENG_OWN;
 		s->type = ENGINE_NONE;
 	}
@@ -723,9 +920,10 @@ int eng_apply_del(struct engine *e, struct eng_coll *c, const char *key,
 }
 
 /*
- * Rebuilds the table keeping only entries for which keep() holds; removed
- * live entries are reported as deletes.  If the new table cannot be
- * allocated, removed entries stay as tombstones instead (same meaning).
+ * Rebuilds the table keeping only entries for which keep() holds, in
+ * order; removed live entries are reported as deletes.  If the new index
+ * cannot be allocated, removed entries stay as tombstones instead (same
+ * meaning).
  */
 static void eng_coll_filter(struct engine *e, struct eng_coll *c,
 			    bool (*keep)(const struct engine *,
@@ -733,11 +931,11 @@ static void eng_coll_filter(struct engine *e, struct eng_coll *c,
 					 uint32_t),
 			    uint64_t hlc, uint32_t w, unsigned flags)
 {
-	size_t i, n = 0, cap = 16;
-	struct eng_ent *ns;
+	size_t i, n = 0, want, icap;
+	uint32_t *index;
 
-	for (i = 0; i < c->cap; i++) {
-		struct eng_ent *s = &c->slots[i];
+	for (i = 0; i < c->nents; i++) {
+		struct eng_ent *s = &c->ents[i];
 
 		if (!s->key || keep(e, s, hlc, w))
 			continue;
@@ -746,29 +944,24 @@ static void eng_coll_filter(struct engine *e, struct eng_coll *c,
 			eng_observe(e, flags, c->name, s, c);
 		}
 	}
-	for (i = 0; i < c->cap; i++)
-		n += c->slots[i].key && keep(e, &c->slots[i], hlc, w);
-	while (cap / 4 * 3 < n)
-		cap *= 2;
-	ns = calloc(cap, sizeof(*ns));
-	if (!ns)
+	for (i = 0; i < c->nents; i++)
+		n += c->ents[i].key && keep(e, &c->ents[i], hlc, w);
+	if (n == c->used)
 		return;
-	for (i = 0; i < c->cap; i++) {
-		struct eng_ent *s = &c->slots[i];
+	want = n < c->ents_cap / 2 ? n : c->ents_cap;
+	index = eng_index_new(&want, n, &icap);
+	if (!index)
+		return; /* what should go stays as tombstones */
+	for (i = 0; i < c->nents; i++) {
+		struct eng_ent *s = &c->ents[i];
 
-		if (!s->key)
-			continue;
-		if (keep(e, s, hlc, w))
-			eng_slots_insert(ns, cap, s);
-		else
+		if (s->key && !keep(e, s, hlc, w)) {
 			eng_own_free(e, s);
+			s->key = NULL;
+			c->used--;
+		}
 	}
-	e->heap -= c->cap * sizeof(*ns);
-	e->heap += cap * sizeof(*ns);
-	free(c->slots);
-	c->slots = ns;
-	c->cap = cap;
-	c->used = n;
+	eng_coll_squeeze(e, c, index, icap, want);
 }
 
 static bool eng_keep_after_drop(const struct engine *e, const struct eng_ent *s,
@@ -816,13 +1009,14 @@ void eng_observe_all(struct engine *e)
 	if (!e->obs)
 		return;
 	for (i = 0; i < e->ncolls; i++) {
-		struct eng_coll *c = e->colls[i];
+		struct eng_coll *c = e->corder[i];
 
-		for (j = 0; j < c->cap; j++) {
-			struct eng_ent *s = &c->slots[j];
+		for (j = 0; j < c->nents; j++) {
+			struct eng_ent *s = &c->ents[j];
 
 			if (s->key && s->type != ENGINE_NONE)
-				eng_observe(e, ENG_OBSERVE, c->name, s, c);
+				eng_observe(e, ENG_OBSERVE | ENG_OBS_CKPT,
+					    c->name, s, c);
 		}
 	}
 }
@@ -834,16 +1028,19 @@ void eng_colls_free(struct engine *e)
 	for (i = 0; i < e->ncolls; i++) {
 		struct eng_coll *c = e->colls[i];
 
-		for (j = 0; j < c->cap; j++) {
-			if (c->slots[j].key)
-				eng_own_free(e, &c->slots[j]);
+		for (j = 0; j < c->nents; j++) {
+			if (c->ents[j].key)
+				eng_own_free(e, &c->ents[j]);
 		}
 		eng_vec_reset(e, c);
-		free(c->slots);
+		free(c->ents);
+		free(c->index);
 		free(c->name);
 		free(c);
 	}
 	free(e->colls);
+	free(e->corder);
 	e->colls = NULL;
+	e->corder = NULL;
 	e->ncolls = e->colls_cap = 0;
 }

@@ -820,7 +820,8 @@ out:
 /* --- the keyword index follows docstore/data ---------------------------- */
 
 void store_observe(void *arg, const char *coll, const char *key,
-		   enum engine_type type, const void *data, size_t len)
+		   enum engine_type type, const void *data, size_t len,
+		   unsigned flags)
 {
 	struct store *s = arg;
 	json_t *w, *text;

@@ -93,7 +93,8 @@ int store_batch_del_node(struct engine_batch *b, char *const *nss,
 
 /* The observer that keeps the keyword index in step with docstore/data. */
 void store_observe(void *arg, const char *coll, const char *key,
-		   enum engine_type type, const void *data, size_t len);
+		   enum engine_type type, const void *data, size_t len,
+		   unsigned flags);
 
 /* A set of strings (open addressing), for id restrictions. */
 struct strset;

@@ -1010,13 +1010,18 @@ struct seen {
 };
 
 static void observe_fn(void *arg, const char *coll, const char *key,
-		       enum engine_type type, const void *data, size_t len)
+		       enum engine_type type, const void *data, size_t len,
+		       unsigned flags)
 {
 	struct seen *s = arg;
 	size_t n = strlen(s->log);
 
 	if (type == ENGINE_NONE)
 		cr_assert_null(data);
+	cr_assert_eq(flags & ~ENGINE_OBS_CHECKPOINT, 0);
+	/* calls for the loaded checkpoint are marked "ckpt:" */
+	if (flags & ENGINE_OBS_CHECKPOINT)
+		n += (size_t)snprintf(s->log + n, sizeof(s->log) - n, "ckpt:");
 	if (type == ENGINE_JSON)
 		snprintf(s->log + n, sizeof(s->log) - n, "put %s %s %.*s\n",
 			 coll, key, (int)len, (const char *)data);
@@ -1071,13 +1076,17 @@ Test(engine, observer_sees_exactly_the_applied_changes)
 	cr_assert_eq(del(e, "c", "kept"), 0);
 	engine_close(e);
 
-	/* at open: the checkpoint's live keys, then the replayed records */
+	/*
+	 * At open: the checkpoint's live keys, flagged, in iteration order
+	 * (c was emptied and filled again after v was created, so v comes
+	 * first); then the replayed records, not flagged.
+	 */
 	s.log[0] = '\0';
 	s.n = 0;
 	cr_assert_eq(engine_open_observed(be, &o, observe_fn, &s, &e), 0);
 	cr_assert_eq(s.n, 4, "%s", s.log);
-	cr_assert_str_eq(s.log, "put c kept {}\n"
-				"put v a 8\n"
+	cr_assert_str_eq(s.log, "ckpt:put v a 8\n"
+				"ckpt:put c kept {}\n"
 				"put c after {}\n"
 				"del c kept 0\n");
 	/* set later: only new changes */
@@ -1111,6 +1120,270 @@ Test(engine, refresh_reports_other_writers_changes_to_the_observer)
 	assert_value(r, "c", "new", "{}");
 	engine_close(r);
 	engine_close(w);
+	backend_close(be);
+}
+
+/* --- checkpoint extensions ------------------------------------------------ */
+
+struct ext_log {
+	char log[4096];	   /* loads and observer calls, in call order */
+	const char *bytes; /* what save emits, in two pieces */
+	int save_rc;	   /* what save returns */
+	int saves;
+	int loads;
+};
+
+static int ext_save(void *arg, engine_ext_emit_fn *emit, void *ctx)
+{
+	struct ext_log *x = arg;
+	size_t n = strlen(x->bytes);
+
+	x->saves++;
+	if (x->save_rc)
+		return x->save_rc;
+	cr_assert_eq(emit(ctx, x->bytes, n / 2), 0);
+	cr_assert_eq(emit(ctx, x->bytes + n / 2, n - n / 2), 0);
+	return 0;
+}
+
+static int ext_load(void *arg, const void *data, size_t len)
+{
+	struct ext_log *x = arg;
+	size_t n = strlen(x->log);
+
+	x->loads++;
+	snprintf(x->log + n, sizeof(x->log) - n, "load %.*s\n", (int)len,
+		 (const char *)data);
+	return 0;
+}
+
+static void ext_observe(void *arg, const char *coll, const char *key,
+			enum engine_type type, const void *data, size_t len,
+			unsigned flags)
+{
+	struct ext_log *x = arg;
+	size_t n = strlen(x->log);
+
+	snprintf(x->log + n, sizeof(x->log) - n, "%s%s %s\n",
+		 flags & ENGINE_OBS_CHECKPOINT ? "ckpt:" : "",
+		 type == ENGINE_NONE ? "del" : "put", key);
+}
+
+/* Opens writer w with one extension `name` logging into x. */
+static struct engine *xopen(struct backend *be, const char *w, const char *name,
+			    struct ext_log *x)
+{
+	struct engine_ext ext = {
+		.name = name, .save = ext_save, .load = ext_load, .arg = x
+	};
+	struct engine_opts o = { .writer = w, .exts = &ext, .n_exts = 1 };
+	struct engine *e;
+	int rc = engine_open_observed(be, &o, ext_observe, x, &e);
+
+	cr_assert_eq(rc, 0, "engine_open: %d %s", rc, engine_last_error());
+	return e;
+}
+
+static bool has_object(struct backend *be, const char *prefix, const char *part)
+{
+	struct keys k = list(be, prefix);
+	bool found = false;
+	size_t i;
+
+	for (i = 0; i < k.n; i++)
+		found = found || strstr(k.v[i], part);
+	keys_free(&k);
+	return found;
+}
+
+Test(engine, extension_saved_at_checkpoint_is_loaded_at_reopen_first)
+{
+	struct backend *be = mem();
+	struct ext_log x = { .bytes = "index-bytes" };
+	struct reports r = { 0 };
+	struct engine *e, *v;
+	char *obj;
+	void *d;
+	size_t n;
+
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(x.loads, 0); /* a new store has nothing to load */
+	cr_assert_eq(put_json(e, "c", "k1", "{}"), 0);
+	cr_assert_eq(put_json(e, "c", "k2", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	cr_assert_eq(x.saves, 1);
+	cr_assert_eq(put_json(e, "c", "k3", "{}"), 0);
+	cr_assert_str_eq(x.log, "put k1\nput k2\nput k3\n");
+	engine_close(e);
+	obj = find_object(be, "ckpt/", "/ext-bm25");
+	cr_assert_eq(backend_get(be, obj, &d, &n), 0);
+	cr_assert_eq(n, 11);
+	cr_assert_arr_eq(d, "index-bytes", 11);
+	free(d);
+	free(obj);
+
+	/* load first, then the checkpoint's keys (flagged), then replay */
+	x.log[0] = '\0';
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(x.loads, 1);
+	cr_assert_str_eq(x.log, "load index-bytes\n"
+				"ckpt:put k1\n"
+				"ckpt:put k2\n"
+				"put k3\n");
+	/* commits and refreshes are not flagged */
+	x.log[0] = '\0';
+	v = eopen(be, "v");
+	cr_assert_eq(put_json(v, "c", "k4", "{}"), 0);
+	engine_close(v);
+	cr_assert_eq(engine_refresh(e), 0);
+	cr_assert_eq(del(e, "c", "k1"), 0);
+	cr_assert_str_eq(x.log, "put k4\ndel k1\n");
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, report_fn, &r), 0, "%s", r.text);
+	cr_assert_eq(r.warnings, 0, "%s", r.text);
+	backend_close(be);
+}
+
+Test(engine, extension_whose_save_fails_is_left_out_of_the_checkpoint)
+{
+	struct backend *be = mem();
+	struct ext_log x = { .bytes = "never", .save_rc = -1 };
+	struct engine_ext nosave = { .name = "nosave",
+				     .load = ext_load,
+				     .arg = &x };
+	struct engine_opts o = { .writer = "w", .exts = &nosave, .n_exts = 1 };
+	struct engine *e;
+
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(put_json(e, "c", "k", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	cr_assert_eq(x.saves, 1);
+	cr_assert(has_object(be, "ckpt/", "/manifest"));
+	cr_assert_not(has_object(be, "ckpt/", "/ext-"));
+	engine_close(e);
+	x.log[0] = '\0';
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(x.loads, 0);
+	cr_assert_str_eq(x.log, "ckpt:put k\n");
+	engine_close(e);
+	/* an extension without save is never written either */
+	cr_assert_eq(engine_open(be, &o, &e), 0);
+	cr_assert_eq(put_json(e, "c", "k2", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	cr_assert_not(has_object(be, "ckpt/", "/ext-"));
+	engine_close(e);
+	cr_assert_eq(x.loads, 0);
+	backend_close(be);
+}
+
+Test(engine, damaged_or_missing_extension_is_skipped_and_fsck_warns)
+{
+	struct backend *be = mem();
+	struct ext_log x = { .bytes = "index-bytes" };
+	struct reports r = { 0 };
+	struct engine *e;
+	char *obj;
+
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(put_json(e, "c", "k", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	obj = find_object(be, "ckpt/", "/ext-bm25");
+	mangle(be, obj, SIZE_MAX, 3);
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(x.loads, 0);
+	assert_value(e, "c", "k", "{}");
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, report_fn, &r), 0, "%s", r.text);
+	cr_assert_eq(r.warnings, 1, "%s", r.text);
+	cr_assert_not_null(strstr(r.text, obj), "%s", r.text);
+	/* and gone altogether */
+	cr_assert_eq(backend_del(be, obj), 0);
+	e = xopen(be, "w", "bm25", &x);
+	cr_assert_eq(x.loads, 0);
+	assert_value(e, "c", "k", "{}");
+	engine_close(e);
+	memset(&r, 0, sizeof(r));
+	cr_assert_eq(engine_fsck(be, report_fn, &r), 0, "%s", r.text);
+	cr_assert_eq(r.warnings, 1, "%s", r.text);
+	cr_assert_not_null(strstr(r.text, "missing"), "%s", r.text);
+	free(obj);
+	backend_close(be);
+}
+
+Test(engine, extension_is_loaded_only_under_its_own_name)
+{
+	struct backend *be = mem();
+	struct ext_log x = { .bytes = "aaa-bytes" };
+	struct engine *e;
+
+	e = xopen(be, "w", "aaa", &x);
+	cr_assert_eq(put_json(e, "c", "k", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	e = xopen(be, "w", "bbb", &x);
+	cr_assert_eq(x.loads, 0);
+	engine_close(e);
+	e = eopen(be, "w"); /* no extensions at all: fine */
+	engine_close(e);
+	e = xopen(be, "w", "aaa", &x);
+	cr_assert_eq(x.loads, 1);
+	engine_close(e);
+	backend_close(be);
+}
+
+Test(engine, extension_is_not_loaded_when_checkpoints_are_merged)
+{
+	struct backend *sa = mem(), *sb = mem(), *be = mem();
+	struct ext_log x = { .bytes = "index-bytes" };
+	struct engine *e;
+
+	/* two checkpoints written without seeing each other */
+	e = xopen(sa, "a", "bm25", &x);
+	cr_assert_eq(put_json(e, "c", "ka", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	pause_ms(3);
+	e = xopen(sb, "b", "bm25", &x);
+	cr_assert_eq(put_json(e, "c", "kb", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	copy_all(sa, be);
+	copy_all(sb, be);
+	x.log[0] = '\0';
+	e = xopen(be, "c", "bm25", &x);
+	cr_assert_eq(x.loads, 0);
+	cr_assert_str_eq(x.log, "ckpt:put ka\nckpt:put kb\n");
+	engine_close(e);
+	backend_close(sa);
+	backend_close(sb);
+	backend_close(be);
+}
+
+Test(engine, invalid_extensions_rejected)
+{
+	struct backend *be = mem();
+	const char *bad[] = { "Bad", "", "has-dash",
+			      "0123456789abcdef0123456789abcdef0" };
+	struct engine_ext x[2] = { { .name = "ok_1" }, { .name = "ok_1" } };
+	struct engine_opts o = { .writer = "w", .exts = x, .n_exts = 2 };
+	struct engine *e;
+	size_t i;
+
+	cr_assert_eq(engine_open(be, &o, &e), -EINVAL); /* twice */
+	o.n_exts = 1;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		x[0].name = bad[i];
+		cr_assert_eq(engine_open(be, &o, &e), -EINVAL, "%s", bad[i]);
+	}
+	x[0].name = NULL;
+	cr_assert_eq(engine_open(be, &o, &e), -EINVAL);
+	o.exts = NULL;
+	cr_assert_eq(engine_open(be, &o, &e), -EINVAL);
+	x[0].name = "0123456789abcdef0123456789abcde_";
+	o.exts = x;
+	cr_assert_eq(engine_open(be, &o, &e), 0);
+	engine_close(e);
 	backend_close(be);
 }
 
@@ -1250,30 +1523,137 @@ static int order_fn(void *arg, const char *key, enum engine_type type,
 	return o->n == o->stop ? 99 : 0;
 }
 
-Test(engine, foreach_yields_keys_in_memcmp_order)
+/* Asserts that foreach yields exactly the keys of want, in that order. */
+static void assert_order(struct engine *e, const char *coll,
+			 const char *const *want, int n)
+{
+	struct order o = { 0 };
+	int i;
+
+	cr_assert_eq(engine_foreach(e, coll, order_fn, &o), 0);
+	cr_assert_eq(o.n, n, "%d keys, want %d", o.n, n);
+	for (i = 0; i < n; i++)
+		cr_assert_str_eq(o.keys[i], want[i], "key %d", i);
+}
+
+Test(engine, foreach_yields_keys_in_insertion_order_not_sorted)
 {
 	struct backend *be = mem();
 	struct engine *e = eopen(be, "w");
-	const char *in[] = { "b", "\xc3\xa9t\xc3\xa9", "a", "Z", "ab", "a0" };
-	const char *want[] = { "Z", "a", "a0", "ab", "b" };
+	const char *want[] = { "b", "a", "c", "\xc3\xa9t\xc3\xa9", "Z", "a0" };
+	struct engine_batch *b = engine_batch_new();
 	struct order o = { 0 };
-	size_t i;
+	int i;
 
-	for (i = 0; i < 6; i++)
-		cr_assert_eq(put_json(e, "c", in[i], "{}"), 0);
-	cr_assert_eq(del(e, "c", "a0"), 0);
-	cr_assert_eq(engine_foreach(e, "c", order_fn, &o), 0);
-	cr_assert_eq(o.n, 5);
-	cr_assert_str_eq(o.keys[0], "Z");
-	cr_assert_str_eq(o.keys[4], "\xc3\xa9t\xc3\xa9");
-	cr_assert_eq(put_json(e, "c", "a0", "{}"), 0);
-	memset(&o, 0, sizeof(o));
-	o.stop = 5;
+	cr_assert_eq(put_json(e, "c", "b", "{}"), 0);
+	cr_assert_eq(put_json(e, "c", "a", "{}"), 0);
+	cr_assert_eq(put_json(e, "c", "c", "{}"), 0);
+	/* within one batch, records keep their order too */
+	for (i = 3; i < 6; i++)
+		engine_batch_put_json(b, "c", want[i], "{}", 2);
+	cr_assert_eq(engine_commit(e, b), 0);
+	engine_batch_free(b);
+	assert_order(e, "c", want, 6);
+	/* a non-zero return stops early */
+	o.stop = 2;
 	cr_assert_eq(engine_foreach(e, "c", order_fn, &o), 99);
-	cr_assert_eq(o.n, 5);
-	for (i = 0; i < 5; i++)
-		cr_assert_str_eq(o.keys[i], want[i]);
+	cr_assert_eq(o.n, 2);
+	cr_assert_str_eq(o.keys[1], "a");
 	engine_close(e);
+	backend_close(be);
+}
+
+Test(engine, reput_keeps_place_and_delete_then_put_moves_to_the_end)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	const char *w1[] = { "a", "b", "c" };
+	const char *w2[] = { "a", "c", "b" };
+	const char *w3[] = { "c", "b", "x", "a", "y" };
+	const char *w4[] = { "z" };
+	struct engine_batch *b;
+
+	cr_assert_eq(put_json(e, "c", "a", "{\"v\":1}"), 0);
+	cr_assert_eq(put_json(e, "c", "b", "{}"), 0);
+	cr_assert_eq(put_json(e, "c", "c", "{}"), 0);
+	cr_assert_eq(put_json(e, "c", "a", "{\"v\":2}"), 0);
+	assert_order(e, "c", w1, 3);
+	cr_assert_eq(del(e, "c", "b"), 0);
+	cr_assert_eq(put_json(e, "c", "b", "{}"), 0);
+	assert_order(e, "c", w2, 3);
+	/* inside one batch: x re-put keeps its place, a deleted and put moves */
+	b = engine_batch_new();
+	engine_batch_put_json(b, "c", "x", "{}", 2);
+	engine_batch_put_json(b, "c", "a", "{\"v\":3}", 7);
+	engine_batch_del(b, "c", "a");
+	engine_batch_put_json(b, "c", "x", "{\"v\":4}", 7);
+	engine_batch_put_json(b, "c", "a", "{\"v\":5}", 7);
+	engine_batch_put_json(b, "c", "y", "{}", 2);
+	cr_assert_eq(engine_commit(e, b), 0);
+	engine_batch_free(b);
+	assert_order(e, "c", w3, 5);
+	assert_value(e, "c", "x", "{\"v\":4}");
+	/* a drop forgets every place */
+	b = engine_batch_new();
+	engine_batch_drop(b, "c");
+	engine_batch_put_json(b, "c", "z", "{}", 2);
+	cr_assert_eq(engine_commit(e, b), 0);
+	engine_batch_free(b);
+	assert_order(e, "c", w4, 1);
+	engine_close(e);
+	backend_close(be);
+}
+
+Test(engine, order_survives_checkpoint_reopen_and_replay)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	const char *w1[] = { "j2", "v1", "b1", "j1", "v2" };
+	const char *w2[] = { "j2", "b1", "v2", "j3", "v1", "j1" };
+	const char *v1[] = { "n3", "n1", "n2" };
+	const char *v2[] = { "n1", "n2", "n4", "n3" };
+	float v[2] = { 1, 2 };
+	int i;
+
+	/* one collection holding all three types, created interleaved */
+	cr_assert_eq(put_json(e, "c", "j2", "{}"), 0);
+	cr_assert_eq(put_vec(e, "c", "v1", v, 2), 0);
+	cr_assert_eq(put_blob(e, "c", "b1", "x", 1), 0);
+	cr_assert_eq(put_json(e, "c", "j1", "{}"), 0);
+	cr_assert_eq(put_vec(e, "c", "v2", v, 2), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "n3", v, 2), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "n1", v, 2), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "n2", v, 2), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	assert_order(e, "c", w1, 5);
+	assert_order(e, C_VEC, v1, 3);
+	engine_close(e);
+	e = eopen(be, "w");
+	assert_order(e, "c", w1, 5);
+	assert_order(e, C_VEC, v1, 3);
+	/* changes after the checkpoint come back from the log */
+	cr_assert_eq(put_json(e, "c", "j2", "{\"v\":2}"), 0);
+	cr_assert_eq(del(e, "c", "v1"), 0);
+	cr_assert_eq(put_json(e, "c", "j3", "{}"), 0);
+	cr_assert_eq(put_vec(e, "c", "v1", v, 2), 0);
+	cr_assert_eq(del(e, "c", "j1"), 0);
+	cr_assert_eq(put_json(e, "c", "j1", "{}"), 0);
+	cr_assert_eq(del(e, C_VEC, "n3"), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "n4", v, 2), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "n3", v, 2), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "n1", v, 2), 0);
+	assert_order(e, "c", w2, 6);
+	assert_order(e, C_VEC, v2, 4);
+	engine_close(e);
+	for (i = 0; i < 2; i++) {
+		e = eopen(be, "w");
+		assert_order(e, "c", w2, 6);
+		assert_order(e, C_VEC, v2, 4);
+		cr_assert_eq(engine_checkpoint(e), 0); /* the second round */
+		assert_order(e, "c", w2, 6);
+		engine_close(e);
+	}
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
 	backend_close(be);
 }
 
@@ -1285,21 +1665,415 @@ static int coll_fn(void *arg, const char *coll)
 	return 0;
 }
 
-Test(engine, collections_lists_non_empty_in_name_order)
+static void assert_colls(struct engine *e, const char *const *want, int n)
+{
+	struct order o = { 0 };
+	int i;
+
+	cr_assert_eq(engine_collections(e, coll_fn, &o), 0);
+	cr_assert_eq(o.n, n, "%d collections, want %d", o.n, n);
+	for (i = 0; i < n; i++)
+		cr_assert_str_eq(o.keys[i], want[i], "collection %d", i);
+}
+
+Test(engine, collections_come_in_creation_order)
 {
 	struct backend *be = mem();
 	struct engine *e = eopen(be, "w");
-	struct order o = { 0 };
+	const char *w1[] = { "zeta", "alpha", "mid" };
+	const char *w2[] = { "zeta", "alpha" };
+	const char *w3[] = { "alpha", "zeta", "mid" };
+	float v[1] = { 1 };
 
 	cr_assert_eq(put_json(e, "zeta", "k", "{}"), 0);
 	cr_assert_eq(put_json(e, "alpha", "k", "{}"), 0);
-	cr_assert_eq(put_json(e, "mid", "k", "{}"), 0);
+	cr_assert_eq(put_json(e, "alpha", "k2", "{}"), 0);
+	cr_assert_eq(put_vec(e, "mid", "k", v, 1), 0);
+	assert_colls(e, w1, 3);
+	/* emptied: not listed */
 	cr_assert_eq(del(e, "mid", "k"), 0);
-	cr_assert_eq(engine_collections(e, coll_fn, &o), 0);
-	cr_assert_eq(o.n, 2);
-	cr_assert_str_eq(o.keys[0], "alpha");
-	cr_assert_str_eq(o.keys[1], "zeta");
+	assert_colls(e, w2, 2);
+	/* its first key gone, alpha keeps its place */
+	cr_assert_eq(del(e, "alpha", "k"), 0);
+	assert_colls(e, w2, 2);
+	/* emptied and filled again: placed anew, at the end */
+	cr_assert_eq(del(e, "zeta", "k"), 0);
+	cr_assert_eq(put_json(e, "zeta", "k", "{}"), 0);
+	cr_assert_eq(put_vec(e, "mid", "k", v, 1), 0);
+	assert_colls(e, w3, 3);
+	cr_assert_eq(engine_checkpoint(e), 0);
 	engine_close(e);
+	e = eopen(be, "w");
+	assert_colls(e, w3, 3);
+	engine_close(e);
+	backend_close(be);
+}
+
+/* Copies the format file and the segments of writer `w` between stores. */
+static void copy_segs(struct backend *from, struct backend *to, const char *w)
+{
+	char prefix[64];
+	struct keys k;
+	size_t i;
+
+	snprintf(prefix, sizeof(prefix), "log/%s/", w);
+	k = list(from, prefix);
+	k.v = realloc(k.v, (k.n + 1) * sizeof(*k.v));
+	k.v[k.n++] = strdup("lodefs.format");
+	for (i = 0; i < k.n; i++) {
+		void *d;
+		size_t n;
+
+		cr_assert_eq(backend_get(from, k.v[i], &d, &n), 0);
+		cr_assert_eq(backend_put(to, k.v[i], d, n, NULL), 0);
+		free(d);
+	}
+	keys_free(&k);
+}
+
+Test(engine, two_writers_converge_to_one_order_in_any_arrival_order)
+{
+	struct backend *be = mem(), *x = mem(), *y = mem(), *z = mem();
+	struct engine *a = eopen(be, "a"), *b = eopen(be, "b"), *r;
+	const char *want[] = { "a1", "shared", "d", "b1", "a2", "b2", "k" };
+	const char *colls[] = { "c", "ca", "cb" };
+	struct engine_batch *t;
+
+	/* a creates keys; b sees them, then both work without refreshing */
+	t = engine_batch_new();
+	engine_batch_put_json(t, "c", "a1", "{}", 2);
+	engine_batch_put_json(t, "c", "shared", "{\"by\":\"a\"}", 10);
+	engine_batch_put_json(t, "c", "d", "{}", 2);
+	cr_assert_eq(engine_commit(a, t), 0);
+	engine_batch_free(t);
+	pause_ms(3);
+	cr_assert_eq(engine_refresh(b), 0);
+	t = engine_batch_new();
+	engine_batch_put_json(t, "c", "shared", "{\"by\":\"b\"}", 10);
+	engine_batch_put_json(t, "c", "b1", "{}", 2);
+	cr_assert_eq(engine_commit(b, t), 0);
+	engine_batch_free(t);
+	pause_ms(3);
+	/* a deletes d while b, not knowing, updates it later */
+	t = engine_batch_new();
+	engine_batch_del(t, "c", "d");
+	engine_batch_put_json(t, "c", "a2", "{}", 2);
+	engine_batch_put_json(t, "c", "shared", "{\"by\":\"a2\"}", 11);
+	cr_assert_eq(engine_commit(a, t), 0);
+	engine_batch_free(t);
+	cr_assert_eq(put_json(a, "ca", "k", "{}"), 0);
+	pause_ms(3);
+	t = engine_batch_new();
+	engine_batch_put_json(t, "c", "d", "{\"by\":\"b\"}", 10);
+	engine_batch_put_json(t, "c", "b2", "{}", 2);
+	cr_assert_eq(engine_commit(b, t), 0);
+	engine_batch_free(t);
+	cr_assert_eq(put_json(b, "cb", "k", "{}"), 0);
+	pause_ms(3);
+	/* both create k without seeing each other: the later one wins */
+	cr_assert_eq(put_json(a, "c", "k", "{\"by\":\"a\"}"), 0);
+	pause_ms(3);
+	cr_assert_eq(put_json(b, "c", "k", "{\"by\":\"b\"}"), 0);
+
+	/* everything present: plain replay in HLC order */
+	r = eopen(be, "r");
+	assert_order(r, "c", want, 7);
+	assert_colls(r, colls, 3);
+	assert_value(r, "c", "d", "{\"by\":\"b\"}");
+	assert_value(r, "c", "shared", "{\"by\":\"a2\"}");
+	engine_close(r);
+
+	/* b's segments first, a's arrive late and are merged by a refresh */
+	copy_segs(be, x, "b");
+	r = eopen(x, "r");
+	copy_segs(be, x, "a");
+	cr_assert_eq(engine_refresh(r), 0);
+	assert_order(r, "c", want, 7);
+	assert_colls(r, colls, 3);
+	engine_close(r);
+
+	/* the other way round */
+	copy_segs(be, y, "a");
+	r = eopen(y, "r");
+	copy_segs(be, y, "b");
+	cr_assert_eq(engine_refresh(r), 0);
+	assert_order(r, "c", want, 7);
+	assert_colls(r, colls, 3);
+	engine_close(r);
+
+	/* b's work checkpointed before a's segments arrive, then reopened */
+	copy_segs(be, z, "b");
+	r = eopen(z, "r");
+	cr_assert_eq(engine_checkpoint(r), 0);
+	engine_close(r);
+	copy_segs(be, z, "a");
+	r = eopen(z, "r");
+	assert_order(r, "c", want, 7);
+	assert_colls(r, colls, 3);
+	cr_assert_eq(engine_checkpoint(r), 0);
+	engine_close(r);
+	r = eopen(z, "r");
+	assert_order(r, "c", want, 7);
+	engine_close(r);
+
+	/* and the writers themselves, once refreshed */
+	cr_assert_eq(engine_refresh(a), 0);
+	cr_assert_eq(engine_refresh(b), 0);
+	assert_order(a, "c", want, 7);
+	assert_order(b, "c", want, 7);
+	assert_colls(a, colls, 3);
+	engine_close(a);
+	engine_close(b);
+	backend_close(x);
+	backend_close(y);
+	backend_close(z);
+	backend_close(be);
+}
+
+/* A model of one collection: live keys in insertion order, and values. */
+struct model {
+	int keys[400];
+	int vals[400];
+	int n;
+};
+
+static int model_find(const struct model *m, int k)
+{
+	int i;
+
+	for (i = 0; i < m->n; i++) {
+		if (m->keys[i] == k)
+			return i;
+	}
+	return -1;
+}
+
+static void model_del(struct model *m, int k)
+{
+	int i = model_find(m, k);
+
+	if (i < 0)
+		return;
+	memmove(&m->keys[i], &m->keys[i + 1], (m->n - i - 1) * sizeof(int));
+	memmove(&m->vals[i], &m->vals[i + 1], (m->n - i - 1) * sizeof(int));
+	m->n--;
+}
+
+struct model_walk {
+	const struct model *m;
+	int i;
+};
+
+static int model_walk_fn(void *arg, const char *key, enum engine_type type,
+			 const void *data, size_t len)
+{
+	struct model_walk *w = arg;
+	char want[32];
+
+	cr_assert_lt(w->i, w->m->n, "extra key %s", key);
+	snprintf(want, sizeof(want), "k%d", w->m->keys[w->i]);
+	cr_assert_str_eq(key, want, "position %d", w->i);
+	snprintf(want, sizeof(want), "{\"v\":%d}", w->m->vals[w->i]);
+	cr_assert_eq(len, strlen(want));
+	cr_assert_arr_eq(data, want, len);
+	w->i++;
+	return 0;
+}
+
+static void model_check(struct engine *e, const char *coll,
+			const struct model *m)
+{
+	struct model_walk w = { .m = m };
+
+	cr_assert_eq(engine_foreach(e, coll, model_walk_fn, &w), 0);
+	cr_assert_eq(w.i, m->n);
+	cr_assert_eq(engine_count(e, coll), (size_t)m->n);
+}
+
+Test(engine, random_puts_deletes_and_drops_keep_dict_order)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	static struct model m[2];
+	const char *colls[2] = { "c0", "c1" };
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	char key[16], json[32];
+	int round, i, v = 0;
+
+	memset(m, 0, sizeof(m));
+	for (round = 0; round < 400; round++) {
+		struct engine_batch *b = engine_batch_new();
+		int nrec = 1 + (int)((rng >> 7) % 40);
+
+		for (i = 0; i < nrec; i++) {
+			int c, k, op, at;
+
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			c = (int)(rng % 2);
+			k = (int)((rng >> 8) % 300);
+			op = (int)((rng >> 20) % 100);
+			snprintf(key, sizeof(key), "k%d", k);
+			if (op < 1) {
+				engine_batch_drop(b, colls[c]);
+				m[c].n = 0;
+			} else if (op < 30) {
+				engine_batch_del(b, colls[c], key);
+				model_del(&m[c], k);
+			} else {
+				snprintf(json, sizeof(json), "{\"v\":%d}", ++v);
+				engine_batch_put_json(b, colls[c], key, json,
+						      strlen(json));
+				at = model_find(&m[c], k);
+				if (at < 0) {
+					at = m[c].n++;
+					m[c].keys[at] = k;
+				}
+				m[c].vals[at] = v;
+			}
+		}
+		cr_assert_eq(engine_commit(e, b), 0, "%s", engine_last_error());
+		engine_batch_free(b);
+		model_check(e, colls[0], &m[0]);
+		model_check(e, colls[1], &m[1]);
+		if (round % 50 == 17)
+			cr_assert_eq(engine_checkpoint(e), 0);
+		if (round % 50 == 33) {
+			engine_close(e);
+			e = eopen(be, "w");
+			model_check(e, colls[0], &m[0]);
+			model_check(e, colls[1], &m[1]);
+		}
+	}
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	backend_close(be);
+}
+
+/* Appends "coll:key=value;" for every collection and key to a string. */
+struct dump {
+	struct engine *e;
+	char *s;
+	size_t n;
+	const char *coll;
+};
+
+static void dump_add(struct dump *d, const char *a, const char *b, int blen)
+{
+	size_t add = strlen(a) + (size_t)blen + 8;
+
+	d->s = realloc(d->s, d->n + add + 1);
+	d->n += (size_t)snprintf(d->s + d->n, add + 1, "%s=%.*s;", a, blen, b);
+}
+
+static int dump_key_fn(void *arg, const char *key, enum engine_type type,
+		       const void *data, size_t len)
+{
+	dump_add(arg, key, data, (int)len);
+	return 0;
+}
+
+static int dump_coll_fn(void *arg, const char *coll)
+{
+	struct dump *d = arg;
+
+	dump_add(d, "coll", coll, (int)strlen(coll));
+	return engine_foreach(d->e, coll, dump_key_fn, d);
+}
+
+static char *dump(struct engine *e)
+{
+	struct dump d = { .e = e };
+
+	dump_add(&d, "", "", 0);
+	cr_assert_eq(engine_collections(e, dump_coll_fn, &d), 0);
+	return d.s;
+}
+
+/* One random batch of writer e over collections c0..c2, keys k0..k39. */
+static void random_batch(struct engine *e, uint64_t *rng, int *v)
+{
+	struct engine_batch *b = engine_batch_new();
+	char coll[8], key[8], json[32];
+	int i, n = 1 + (int)(*rng % 6);
+
+	for (i = 0; i < n; i++) {
+		int op;
+
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		snprintf(coll, sizeof(coll), "c%d", (int)(*rng % 3));
+		snprintf(key, sizeof(key), "k%d", (int)((*rng >> 8) % 40));
+		op = (int)((*rng >> 20) % 100);
+		if (op < 2)
+			engine_batch_drop(b, coll);
+		else if (op < 30)
+			engine_batch_del(b, coll, key);
+		else {
+			snprintf(json, sizeof(json), "{\"v\":%d}", ++*v);
+			engine_batch_put_json(b, coll, key, json, strlen(json));
+		}
+	}
+	cr_assert_eq(engine_commit(e, b), 0, "%s", engine_last_error());
+	engine_batch_free(b);
+}
+
+Test(engine, random_work_of_two_writers_converges_in_any_arrival_order)
+{
+	struct backend *be = mem(), *x = mem();
+	struct engine *w[2], *r;
+	uint64_t rng[2] = { 0x1234567887654321ull, 0x0fedcba987654321ull };
+	char *want, *got;
+	int i, v = 0;
+
+	w[0] = eopen(be, "a");
+	w[1] = eopen(be, "b");
+	for (i = 0; i < 300; i++) {
+		int k = (int)(rng[0] >> 3) & 1;
+
+		random_batch(w[k], &rng[k], &v);
+		/* now and then a writer catches up with the other */
+		if (rng[k] % 11 == 0)
+			cr_assert_eq(engine_refresh(w[k]), 0);
+		if (rng[k] % 97 == 0)
+			cr_assert_eq(engine_checkpoint(w[k]), 0);
+	}
+	cr_assert_eq(engine_refresh(w[0]), 0);
+	cr_assert_eq(engine_refresh(w[1]), 0);
+	want = dump(w[0]);
+	got = dump(w[1]);
+	cr_assert_str_eq(got, want);
+	free(got);
+	r = eopen(be, "r");
+	got = dump(r);
+	cr_assert_str_eq(got, want);
+	free(got);
+	engine_close(r);
+	engine_close(w[0]);
+	engine_close(w[1]);
+
+	/*
+	 * Fed to x in another order: b's segments left uncollected first,
+	 * checkpointed there, then everything else arrives late.
+	 */
+	copy_segs(be, x, "b");
+	r = eopen(x, "r");
+	cr_assert_eq(engine_checkpoint(r), 0);
+	copy_all(be, x);
+	cr_assert_eq(engine_refresh(r), 0);
+	got = dump(r);
+	cr_assert_str_eq(got, want);
+	free(got);
+	engine_close(r);
+	r = eopen(x, "r");
+	got = dump(r);
+	cr_assert_str_eq(got, want);
+	free(got);
+	engine_close(r);
+	free(want);
+	backend_close(x);
 	backend_close(be);
 }
 
@@ -1324,6 +2098,7 @@ Test(engine, newer_format_is_eproto_and_missing_format_is_euclean)
 	struct backend *be = mem();
 	struct engine *e = eopen(be, "w");
 	const char newer[] = "{\"lodefs\":\"store\",\"format\":99}\n";
+	const char older[] = "{\"lodefs\":\"store\",\"format\":1}\n";
 
 	cr_assert_eq(put_json(e, "c", "k", "{}"), 0);
 	engine_close(e);
@@ -1331,6 +2106,12 @@ Test(engine, newer_format_is_eproto_and_missing_format_is_euclean)
 				 NULL),
 		     0);
 	cr_assert_eq(engine_open(be, NULL, &e), -EPROTO);
+	/* format 1 was never released: refused, not misread */
+	cr_assert_eq(backend_put(be, "lodefs.format", older, sizeof(older) - 1,
+				 NULL),
+		     0);
+	cr_assert_eq(engine_open(be, NULL, &e), -EPROTO);
+	cr_assert_not_null(strstr(engine_last_error(), "never released"));
 	cr_assert_eq(backend_del(be, "lodefs.format"), 0);
 	cr_assert_eq(engine_open(be, NULL, &e), -EUCLEAN);
 	backend_close(be);
