@@ -366,7 +366,7 @@ static int local_get(struct backend *be, const char *key, void **data,
 {
 	struct local_backend *l = local_of(be);
 	struct stat st;
-	size_t size, got;
+	size_t size, got = 0;
 	char *buf;
 	int fd, rc;
 
