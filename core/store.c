@@ -193,9 +193,36 @@ void store_free_strv(char **v)
 	free(v);
 }
 
+/*
+ * The keyword index rides in every checkpoint as the extension "bm25", so
+ * that opening a large store does not re-tokenise every node.
+ */
+static int store_bm25_save(void *arg, engine_ext_emit_fn *emit, void *ctx)
+{
+	struct store *s = arg;
+
+	return text_index_save(s->bm25, emit, ctx);
+}
+
+static int store_bm25_load(void *arg, const void *data, size_t len)
+{
+	struct store *s = arg;
+	struct text_index *idx;
+	int rc;
+
+	rc = text_index_load(data, len, &idx);
+	if (rc)
+		return rc; /* the engine then replays every node to us */
+	text_index_free(s->bm25);
+	s->bm25 = idx;
+	s->bm25_loaded = 1;
+	return 0;
+}
+
 int store_open(struct backend *be, const struct store_opts *opts,
 	       struct store **out)
 {
+	struct engine_opts eopts;
 	struct store *s;
 	int rc;
 
@@ -221,8 +248,14 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	rc = text_index_new(&s->bm25);
 	if (rc)
 		goto out_free;
-	rc = engine_open_observed(be, &s->opts.engine, store_observe, s,
-				  &s->eng);
+	s->bm25_ext.name = "bm25";
+	s->bm25_ext.save = store_bm25_save;
+	s->bm25_ext.load = store_bm25_load;
+	s->bm25_ext.arg = s;
+	eopts = s->opts.engine;
+	eopts.exts = &s->bm25_ext;
+	eopts.n_exts = 1;
+	rc = engine_open_observed(be, &eopts, store_observe, s, &s->eng);
 	if (rc)
 		goto out_index;
 	*out = s;
@@ -467,6 +500,7 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	engine_foreach(s->eng, STORE_C_GRAPH, store_count_triples, &t);
 	st->triples = t.n;
 	st->queries = atomic_load(&s->queries);
+	st->keyword_index_loaded = s->bm25_loaded;
 }
 
 int store_namespaces(struct store *s, store_ns_fn *fn, void *arg)

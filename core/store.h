@@ -52,7 +52,9 @@ void store_opts_init(struct store_opts *o);
 
 /*
  * Opens the store held by `be` (borrowed; it must outlive the store) and
- * builds the in-memory search index.  `opts` may be NULL for defaults.
+ * its keyword index: loaded from the checkpoint where one was saved there,
+ * else built from the nodes.  `opts` may be NULL for defaults; the store
+ * sets opts->engine.exts itself (any given there are ignored).
  * Returns 0, or a negative errno with store_last_error() set (-EUCLEAN: the
  * store is damaged; run `lode fsck`).
  */
@@ -238,6 +240,8 @@ struct store_stats {
 	uint64_t triples;
 	uint64_t indexes;
 	uint64_t queries;
+	/* 1 if the keyword index was loaded from the checkpoint at open. */
+	int keyword_index_loaded;
 };
 
 void store_get_stats(struct store *s, struct store_stats *st);

@@ -828,6 +828,9 @@ void store_observe(void *arg, const char *coll, const char *key,
 
 	if (strcmp(coll, STORE_C_DATA) != 0)
 		return;
+	/* A keyword index loaded from the checkpoint already has these. */
+	if ((flags & ENGINE_OBS_CHECKPOINT) && s->bm25_loaded)
+		return;
 	if (type != ENGINE_JSON) {
 		text_index_del(s->bm25, key);
 		return;

@@ -32,6 +32,9 @@ struct store {
 	struct engine *eng;
 	struct store_opts opts;
 	struct text_index *bm25;
+	/* The keyword index came from the checkpoint (extension "bm25"). */
+	int bm25_loaded;
+	struct engine_ext bm25_ext;
 	/* Serialises read-modify-write sequences (ref_doc_info, triples). */
 	pthread_mutex_t wlock;
 	atomic_uint_fast64_t queries;

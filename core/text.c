@@ -160,8 +160,10 @@ int text_is_stopword(const char *word, size_t len)
 	default:
 		return 0;
 	}
+	/* Most words are not stopwords: their first letter rules most out. */
 	for (i = 0; i < n; i++)
-		if (memcmp(word, set[i], len) == 0)
+		if (set[i][0] == word[0] &&
+		    memcmp(word + 1, set[i] + 1, len - 1) == 0)
 			return 1;
 	return 0;
 }
@@ -191,11 +193,15 @@ int text_tokenize(const char *text, size_t len, unsigned flags,
 		unsigned char c = s[i];
 
 		if (c < 0x80) {
+			/* c | 0x20 lowercases a letter (and spoils others) */
+			int letter = (unsigned)((c | 0x20) - 'a') < 26;
+			int digit = (unsigned)(c - '0') < 10;
+
 			step = 1;
-			if (c >= 'A' && c <= 'Z')
-				c += 'a' - 'A';
-			word = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-			az &= !word || c >= 'a';
+			if (letter)
+				c |= 0x20;
+			word = letter | digit;
+			az &= !digit;
 		} else {
 			step = text_utf8_decode(s + i, len - i, &cp);
 			word = step && text_cp_is_word(cp);

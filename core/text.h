@@ -246,4 +246,44 @@ void text_index_stats(struct text_index *idx, struct text_index_stats *st);
  */
 int text_index_compact(struct text_index *idx);
 
+/* --- BM25 persistence ---------------------------------------------------- */
+
+/*
+ * Writes len bytes of a saved index somewhere (the engine's checkpoint
+ * object); data is borrowed for the call.  Returns 0 or a negative errno,
+ * which stops text_index_save().
+ */
+typedef int text_emit_fn(void *ctx, const void *data, size_t len);
+
+/*
+ * Serialises the whole index (options, documents with their ids, lengths
+ * and term lists, every term with its postings) by calling emit any number
+ * of times, each with len > 0 (pieces of up to 64 KiB, or one long
+ * postings list).  It holds the read lock throughout, so the snapshot is
+ * consistent and searches go on, but puts and deletes wait for the end
+ * (and, the lock preferring writers, so do searches that come after a
+ * waiting put): emit should be quick, and must not call text_index_*() on
+ * the same index.
+ * Dead postings are left out without compacting the index itself: the
+ * saved form is that of the index compacted.  The format (text_bm25.c) is
+ * versioned and little-endian, and every length and count in it is
+ * checked on load.  Returns 0, the first non-zero result of emit (after
+ * which emit is not called again), -EINVAL if idx or emit is NULL, or
+ * -ENOMEM.
+ */
+int text_index_save(struct text_index *idx, text_emit_fn *emit, void *ctx);
+
+/*
+ * Builds a new index from data[0..len), bytes that text_index_save()
+ * produced, without tokenising anything; data is borrowed for the call
+ * only.  The new index searches exactly as the saved one did (same hits,
+ * same scores), takes puts and deletes as usual, and holds no more memory
+ * than an index built by puts would.  On success *out is freed with
+ * text_index_free(); on error it is NULL.  Returns 0, -EINVAL if the bytes
+ * are not a saved index (wrong magic or version, truncated, trailing
+ * bytes, a length or count that does not add up: any input is safe to
+ * pass) or out is NULL, or -ENOMEM.
+ */
+int text_index_load(const void *data, size_t len, struct text_index **out);
+
 #endif

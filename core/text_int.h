@@ -83,7 +83,8 @@ static inline uint32_t text_varint_get(const uint8_t **pp)
  * insertion, stored as [length byte][bytes] in one pool, found through an
  * open-addressing table with linear probing.  A slot holds entry number +
  * 1 in its low half (0: empty) and the top of the key's hash in its high
- * half, so that probing past other keys rarely needs a memcmp.
+ * half, so that probing past other keys rarely needs a memcmp and growing
+ * the table needs no key hashed again.
  */
 struct text_strs {
 	char *pool;
@@ -107,6 +108,25 @@ uint32_t text_strs_find(const struct text_strs *s, const char *key, size_t len);
  */
 int text_strs_intern(struct text_strs *s, const char *key, size_t len,
 		     uint32_t *out, int *added);
+
+/* The hash the set files key[0..len) under. */
+uint64_t text_strs_hash(const char *key, size_t len);
+
+/*
+ * text_strs_intern() for a key whose text_strs_hash() is h, so that a
+ * caller interning it in several sets hashes it once.
+ */
+int text_strs_intern_hash(struct text_strs *s, const char *key, size_t len,
+			  uint64_t h, uint32_t *out, int *added);
+
+/*
+ * Fills the empty set s with the n keys of pool[0..len), which is laid out
+ * as s->pool is ([length byte][bytes], in entry order), copying it.
+ * Returns 0, -EINVAL if the pool is not n non-empty keys filling exactly
+ * len bytes or holds a key twice, or -ENOMEM; on error s is empty again.
+ */
+int text_strs_load(struct text_strs *s, const char *pool, size_t len,
+		   uint32_t n);
 
 /* Frees what the set holds (not s itself). */
 void text_strs_free(struct text_strs *s);

@@ -1,6 +1,7 @@
 /* text_stem.c - the Porter2 (Snowball English) stemmer. */
 #include "core/text.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -15,10 +16,27 @@ struct text_stemmer {
 	size_t p1, p2;
 };
 
+/* Bit c - 'a' of a mask of lowercase letters. */
+#define TEXT_STEM_BIT(c) (1u << ((c) - 'a'))
+
 static int text_stem_vowel(char c)
 {
-	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' ||
-	       c == 'y';
+	const uint32_t vowels = TEXT_STEM_BIT('a') | TEXT_STEM_BIT('e') |
+				TEXT_STEM_BIT('i') | TEXT_STEM_BIT('o') |
+				TEXT_STEM_BIT('u') | TEXT_STEM_BIT('y');
+
+	return (unsigned)(c - 'a') < 26 && (vowels >> (c - 'a') & 1);
+}
+
+/* memcmp(a, b, n) == 0 for the few bytes of a suffix, without a call. */
+static int text_stem_eq(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
 }
 
 /* Whether w ends with sfx[0..n); the last letter is checked first. */
@@ -26,7 +44,7 @@ static int text_stem_ends_n(const struct text_stemmer *st, const char *sfx,
 			    size_t n)
 {
 	return n <= st->len && st->w[st->len - 1] == sfx[n - 1] &&
-	       memcmp(st->w + st->len - n, sfx, n) == 0;
+	       text_stem_eq(st->w + st->len - n, sfx, n - 1);
 }
 
 #define text_stem_ends(st, lit) text_stem_ends_n(st, lit, sizeof(lit) - 1)
@@ -76,13 +94,14 @@ static size_t text_stem_region(const struct text_stemmer *st, size_t from)
 	return st->len;
 }
 
-static void text_stem_prelude(struct text_stemmer *st)
+/* Marks consonant y's as Y, if the word has a y, and finds R1 and R2. */
+static void text_stem_prelude(struct text_stemmer *st, int y)
 {
 	size_t i;
 
-	if (st->w[0] == 'y')
+	if (y && st->w[0] == 'y')
 		st->w[0] = 'Y';
-	for (i = 1; i < st->len; i++)
+	for (i = 1; y && i < st->len; i++)
 		if (st->w[i] == 'y' && text_stem_vowel(st->w[i - 1]))
 			st->w[i] = 'Y';
 	if (st->len >= 5 &&
@@ -100,12 +119,14 @@ static void text_stem_prelude(struct text_stemmer *st)
 /*
  * A rule table: the longest suffix that matches wins, and only it; if its
  * condition fails the step does nothing (Snowball's among semantics).
+ * Suffixes and replacements live in the rule, so that matching reads one
+ * small array.
  */
 struct text_stem_rule {
-	const char *sfx;
-	const char *rep; /* "": delete */
-	char cond;	 /* 0 none, 'l' preceded by l, 'L' valid li-ending,
-			    '2' suffix in R2, 't' preceded by s or t */
+	char sfx[8];
+	char rep[5]; /* "": delete */
+	char cond;   /* 0 none, 'l' preceded by l, 'L' valid li-ending,
+			'2' suffix in R2, 't' preceded by s or t */
 	unsigned char sfx_len, rep_len;
 };
 
@@ -114,18 +135,41 @@ struct text_stem_rule {
 		s, r, c, sizeof(s) - 1, sizeof(r) - 1 \
 	}
 
-/* Finds the longest matching rule among n; NULL if none. */
-static const struct text_stem_rule *
-text_stem_match(const struct text_stemmer *st, const struct text_stem_rule *r,
-		size_t n)
-{
-	const struct text_stem_rule *best = NULL;
-	size_t i, bl = 0;
+/*
+ * The rules of a step by the last letter of their suffix, so that a word
+ * is compared with the few rules that can match it: most words, which end
+ * otherwise, with none.
+ */
+struct text_stem_rules {
+	const struct text_stem_rule *r;
+	size_t n;
+};
 
+struct text_stem_step {
+	struct text_stem_rules by_last[26];
+};
+
+#define TEXT_STEM_RULES(c, tab) \
+	[(c) - 'a'] = { tab, sizeof(tab) / sizeof(*(tab)) }
+
+/* Finds the longest matching rule of the step; NULL if none. */
+static const struct text_stem_rule *
+text_stem_match(const struct text_stemmer *st, const struct text_stem_step *s)
+{
+	const struct text_stem_rule *best = NULL, *r;
+	char c = st->w[st->len - 1];
+	size_t i, n, bl = 0;
+
+	if ((unsigned)(c - 'a') >= 26)
+		return NULL;
+	r = s->by_last[c - 'a'].r;
+	n = s->by_last[c - 'a'].n;
+	/* Their suffixes all end in c: compare the letters before it. */
 	for (i = 0; i < n; i++) {
 		size_t l = r[i].sfx_len;
 
-		if (l > bl && text_stem_ends_n(st, r[i].sfx, l)) {
+		if (l > bl && l <= st->len &&
+		    text_stem_eq(st->w + st->len - l, r[i].sfx, l - 1)) {
 			best = &r[i];
 			bl = l;
 		}
@@ -135,10 +179,9 @@ text_stem_match(const struct text_stemmer *st, const struct text_stem_rule *r,
 
 /* Applies the longest matching rule if its suffix starts at or after min. */
 static void text_stem_apply(struct text_stemmer *st,
-			    const struct text_stem_rule *r, size_t n,
-			    size_t min)
+			    const struct text_stem_step *s, size_t min)
 {
-	const struct text_stem_rule *m = text_stem_match(st, r, n);
+	const struct text_stem_rule *m = text_stem_match(st, s);
 	size_t l, at;
 	char prev;
 
@@ -198,13 +241,15 @@ static void text_stem_1a(struct text_stemmer *st)
 
 static int text_stem_exception2(const struct text_stemmer *st)
 {
-	static const char *const inv[] = { "inning",  "outing",	 "canning",
-					   "herring", "earring", "proceed",
-					   "exceed",  "succeed" };
+	static const char inv[][8] = { "inning",  "outing",  "canning",
+				       "herring", "earring", "proceed",
+				       "exceed",  "succeed" };
 	size_t i;
 
+	if (st->len < 6 || st->len > 7)
+		return 0;
 	for (i = 0; i < sizeof(inv) / sizeof(*inv); i++)
-		if (inv[i][0] == st->w[0] && strlen(inv[i]) == st->len &&
+		if (inv[i][0] == st->w[0] && inv[i][st->len] == '\0' &&
 		    memcmp(st->w, inv[i], st->len) == 0)
 			return 1;
 	return 0;
@@ -258,56 +303,118 @@ static void text_stem_1c(struct text_stemmer *st)
 		st->w[st->len - 1] = 'i';
 }
 
-static const struct text_stem_rule text_stem_step2[] = {
+/* Step 2, by last letter. */
+static const struct text_stem_rule text_stem_2i[] = {
+	TEXT_STEM_RULE("enci", "ence", 0),   TEXT_STEM_RULE("anci", "ance", 0),
+	TEXT_STEM_RULE("abli", "able", 0),   TEXT_STEM_RULE("entli", "ent", 0),
+	TEXT_STEM_RULE("aliti", "al", 0),    TEXT_STEM_RULE("alli", "al", 0),
+	TEXT_STEM_RULE("ousli", "ous", 0),   TEXT_STEM_RULE("iviti", "ive", 0),
+	TEXT_STEM_RULE("biliti", "ble", 0),  TEXT_STEM_RULE("bli", "ble", 0),
+	TEXT_STEM_RULE("ogi", "og", 'l'),    TEXT_STEM_RULE("fulli", "ful", 0),
+	TEXT_STEM_RULE("lessli", "less", 0), TEXT_STEM_RULE("li", "", 'L'),
+};
+static const struct text_stem_rule text_stem_2l[] = {
 	TEXT_STEM_RULE("tional", "tion", 0),
-	TEXT_STEM_RULE("enci", "ence", 0),
-	TEXT_STEM_RULE("anci", "ance", 0),
-	TEXT_STEM_RULE("abli", "able", 0),
-	TEXT_STEM_RULE("entli", "ent", 0),
-	TEXT_STEM_RULE("izer", "ize", 0),
-	TEXT_STEM_RULE("ization", "ize", 0),
 	TEXT_STEM_RULE("ational", "ate", 0),
-	TEXT_STEM_RULE("ation", "ate", 0),
-	TEXT_STEM_RULE("ator", "ate", 0),
+};
+static const struct text_stem_rule text_stem_2m[] = {
 	TEXT_STEM_RULE("alism", "al", 0),
-	TEXT_STEM_RULE("aliti", "al", 0),
-	TEXT_STEM_RULE("alli", "al", 0),
+};
+static const struct text_stem_rule text_stem_2n[] = {
+	TEXT_STEM_RULE("ization", "ize", 0),
+	TEXT_STEM_RULE("ation", "ate", 0),
+};
+static const struct text_stem_rule text_stem_2r[] = {
+	TEXT_STEM_RULE("izer", "ize", 0),
+	TEXT_STEM_RULE("ator", "ate", 0),
+};
+static const struct text_stem_rule text_stem_2s[] = {
 	TEXT_STEM_RULE("fulness", "ful", 0),
-	TEXT_STEM_RULE("ousli", "ous", 0),
 	TEXT_STEM_RULE("ousness", "ous", 0),
 	TEXT_STEM_RULE("iveness", "ive", 0),
-	TEXT_STEM_RULE("iviti", "ive", 0),
-	TEXT_STEM_RULE("biliti", "ble", 0),
-	TEXT_STEM_RULE("bli", "ble", 0),
-	TEXT_STEM_RULE("ogi", "og", 'l'),
-	TEXT_STEM_RULE("fulli", "ful", 0),
-	TEXT_STEM_RULE("lessli", "less", 0),
-	TEXT_STEM_RULE("li", "", 'L'),
 };
 
-static const struct text_stem_rule text_stem_step3[] = {
-	TEXT_STEM_RULE("tional", "tion", 0),
-	TEXT_STEM_RULE("ational", "ate", 0),
+static const struct text_stem_step text_stem_2 = { {
+	TEXT_STEM_RULES('i', text_stem_2i),
+	TEXT_STEM_RULES('l', text_stem_2l),
+	TEXT_STEM_RULES('m', text_stem_2m),
+	TEXT_STEM_RULES('n', text_stem_2n),
+	TEXT_STEM_RULES('r', text_stem_2r),
+	TEXT_STEM_RULES('s', text_stem_2s),
+} };
+
+/* Step 3, by last letter. */
+static const struct text_stem_rule text_stem_3e[] = {
 	TEXT_STEM_RULE("alize", "al", 0),
 	TEXT_STEM_RULE("icate", "ic", 0),
-	TEXT_STEM_RULE("iciti", "ic", 0),
-	TEXT_STEM_RULE("ical", "ic", 0),
-	TEXT_STEM_RULE("ful", "", 0),
-	TEXT_STEM_RULE("ness", "", 0),
 	TEXT_STEM_RULE("ative", "", '2'),
 };
-
-static const struct text_stem_rule text_stem_step4[] = {
-	TEXT_STEM_RULE("al", "", 0),	TEXT_STEM_RULE("ance", "", 0),
-	TEXT_STEM_RULE("ence", "", 0),	TEXT_STEM_RULE("er", "", 0),
-	TEXT_STEM_RULE("ic", "", 0),	TEXT_STEM_RULE("able", "", 0),
-	TEXT_STEM_RULE("ible", "", 0),	TEXT_STEM_RULE("ant", "", 0),
-	TEXT_STEM_RULE("ement", "", 0), TEXT_STEM_RULE("ment", "", 0),
-	TEXT_STEM_RULE("ent", "", 0),	TEXT_STEM_RULE("ism", "", 0),
-	TEXT_STEM_RULE("ate", "", 0),	TEXT_STEM_RULE("iti", "", 0),
-	TEXT_STEM_RULE("ous", "", 0),	TEXT_STEM_RULE("ive", "", 0),
-	TEXT_STEM_RULE("ize", "", 0),	TEXT_STEM_RULE("ion", "", 't'),
+static const struct text_stem_rule text_stem_3i[] = {
+	TEXT_STEM_RULE("iciti", "ic", 0),
 };
+static const struct text_stem_rule text_stem_3l[] = {
+	TEXT_STEM_RULE("tional", "tion", 0),
+	TEXT_STEM_RULE("ational", "ate", 0),
+	TEXT_STEM_RULE("ical", "ic", 0),
+	TEXT_STEM_RULE("ful", "", 0),
+};
+static const struct text_stem_rule text_stem_3s[] = {
+	TEXT_STEM_RULE("ness", "", 0),
+};
+
+static const struct text_stem_step text_stem_3 = { {
+	TEXT_STEM_RULES('e', text_stem_3e),
+	TEXT_STEM_RULES('i', text_stem_3i),
+	TEXT_STEM_RULES('l', text_stem_3l),
+	TEXT_STEM_RULES('s', text_stem_3s),
+} };
+
+/* Step 4, by last letter. */
+static const struct text_stem_rule text_stem_4c[] = {
+	TEXT_STEM_RULE("ic", "", 0),
+};
+static const struct text_stem_rule text_stem_4e[] = {
+	TEXT_STEM_RULE("ance", "", 0), TEXT_STEM_RULE("ence", "", 0),
+	TEXT_STEM_RULE("able", "", 0), TEXT_STEM_RULE("ible", "", 0),
+	TEXT_STEM_RULE("ate", "", 0),  TEXT_STEM_RULE("ive", "", 0),
+	TEXT_STEM_RULE("ize", "", 0),
+};
+static const struct text_stem_rule text_stem_4i[] = {
+	TEXT_STEM_RULE("iti", "", 0),
+};
+static const struct text_stem_rule text_stem_4l[] = {
+	TEXT_STEM_RULE("al", "", 0),
+};
+static const struct text_stem_rule text_stem_4m[] = {
+	TEXT_STEM_RULE("ism", "", 0),
+};
+static const struct text_stem_rule text_stem_4n[] = {
+	TEXT_STEM_RULE("ion", "", 't'),
+};
+static const struct text_stem_rule text_stem_4r[] = {
+	TEXT_STEM_RULE("er", "", 0),
+};
+static const struct text_stem_rule text_stem_4s[] = {
+	TEXT_STEM_RULE("ous", "", 0),
+};
+static const struct text_stem_rule text_stem_4t[] = {
+	TEXT_STEM_RULE("ant", "", 0),
+	TEXT_STEM_RULE("ement", "", 0),
+	TEXT_STEM_RULE("ment", "", 0),
+	TEXT_STEM_RULE("ent", "", 0),
+};
+
+static const struct text_stem_step text_stem_4 = { {
+	TEXT_STEM_RULES('c', text_stem_4c),
+	TEXT_STEM_RULES('e', text_stem_4e),
+	TEXT_STEM_RULES('i', text_stem_4i),
+	TEXT_STEM_RULES('l', text_stem_4l),
+	TEXT_STEM_RULES('m', text_stem_4m),
+	TEXT_STEM_RULES('n', text_stem_4n),
+	TEXT_STEM_RULES('r', text_stem_4r),
+	TEXT_STEM_RULES('s', text_stem_4s),
+	TEXT_STEM_RULES('t', text_stem_4t),
+} };
 
 static void text_stem_5(struct text_stemmer *st)
 {
@@ -322,57 +429,73 @@ static void text_stem_5(struct text_stemmer *st)
 	}
 }
 
-/* The exceptional forms, checked on the whole word before anything else. */
-static const char *const text_stem_exc1[][2] = {
-	{ "skis", "ski" },	{ "skies", "sky" },    { "dying", "die" },
-	{ "lying", "lie" },	{ "tying", "tie" },    { "idly", "idl" },
-	{ "gently", "gentl" },	{ "ugly", "ugli" },    { "early", "earli" },
-	{ "only", "onli" },	{ "singly", "singl" }, { "sky", "sky" },
-	{ "news", "news" },	{ "howe", "howe" },    { "atlas", "atlas" },
-	{ "cosmos", "cosmos" }, { "bias", "bias" },    { "andes", "andes" },
+/*
+ * The exceptional forms, checked on the whole word before anything else,
+ * by length: those of n letters are text_stem_exc1[text_stem_exc1_at[n -
+ * 3] .. text_stem_exc1_at[n - 2]).  All end in e, g, s or y.
+ */
+static const char text_stem_exc1[][2][8] = {
+	{ "sky", "sky" },      { "skis", "ski" },     { "idly", "idl" },
+	{ "ugly", "ugli" },    { "only", "onli" },    { "news", "news" },
+	{ "howe", "howe" },    { "bias", "bias" },    { "skies", "sky" },
+	{ "dying", "die" },    { "lying", "lie" },    { "tying", "tie" },
+	{ "early", "earli" },  { "atlas", "atlas" },  { "andes", "andes" },
+	{ "gently", "gentl" }, { "singly", "singl" }, { "cosmos", "cosmos" },
 };
+
+static const unsigned char text_stem_exc1_at[] = { 0, 1, 8, 15, 18 };
+
+#define TEXT_STEM_EXC1_LAST                                             \
+	(TEXT_STEM_BIT('e') | TEXT_STEM_BIT('g') | TEXT_STEM_BIT('s') | \
+	 TEXT_STEM_BIT('y'))
+
+/* The stem of an exceptional form, or NULL. */
+static const char *text_stem_exception1(const char *word, size_t len)
+{
+	size_t i;
+
+	if (len < 3 || len > 6 ||
+	    !(TEXT_STEM_EXC1_LAST >> (word[len - 1] - 'a') & 1))
+		return NULL;
+	for (i = text_stem_exc1_at[len - 3]; i < text_stem_exc1_at[len - 2];
+	     i++)
+		if (memcmp(word, text_stem_exc1[i][0], len) == 0)
+			return text_stem_exc1[i][1];
+	return NULL;
+}
 
 size_t text_stem(char *word, size_t len)
 {
 	struct text_stemmer st = { .w = word, .len = len };
+	const char *exc;
 	size_t i;
+	int y = 0;
 
-	for (i = 0; i < len; i++)
+	for (i = 0; i < len; i++) {
 		if (word[i] < 'a' || word[i] > 'z')
 			return len;
-	for (i = 0; i < sizeof(text_stem_exc1) / sizeof(*text_stem_exc1); i++) {
-		const char *from = text_stem_exc1[i][0];
-		const char *to = text_stem_exc1[i][1];
-
-		if (from[0] == word[0] && strlen(from) == len &&
-		    memcmp(word, from, len) == 0) {
-			memcpy(word, to, strlen(to));
-			return strlen(to);
-		}
+		y |= word[i] == 'y';
+	}
+	exc = text_stem_exception1(word, len);
+	if (exc) {
+		memcpy(word, exc, strlen(exc));
+		return strlen(exc);
 	}
 	if (len < 3)
 		return len;
-	text_stem_prelude(&st);
+	text_stem_prelude(&st, y);
 	text_stem_1a(&st);
 	if (!text_stem_exception2(&st)) {
 		text_stem_1b(&st);
 		text_stem_1c(&st);
-		text_stem_apply(&st, text_stem_step2,
-				sizeof(text_stem_step2) /
-					sizeof(*text_stem_step2),
-				st.p1);
-		text_stem_apply(&st, text_stem_step3,
-				sizeof(text_stem_step3) /
-					sizeof(*text_stem_step3),
-				st.p1);
-		text_stem_apply(&st, text_stem_step4,
-				sizeof(text_stem_step4) /
-					sizeof(*text_stem_step4),
-				st.p2);
+		text_stem_apply(&st, &text_stem_2, st.p1);
+		text_stem_apply(&st, &text_stem_3, st.p1);
+		text_stem_apply(&st, &text_stem_4, st.p2);
 		if (st.len > 0)
 			text_stem_5(&st);
 	}
-	for (i = 0; i < st.len; i++)
+	/* Only the prelude makes a Y, of a y. */
+	for (i = 0; y && i < st.len; i++)
 		if (word[i] == 'Y')
 			word[i] = 'y';
 	return st.len;

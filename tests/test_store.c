@@ -752,3 +752,55 @@ Test(store, rel_map_limit_cuts_in_subject_order)
 	cr_assert_eq(json_array_size(json_object_get(j, "B")), 0);
 	json_decref(j);
 }
+
+/* --- the keyword index rides in checkpoints ----------------------------- */
+
+static int find_ext(void *arg, const char *key, uint64_t size)
+{
+	size_t n = strlen(key);
+
+	if (n > 9 && strcmp(key + n - 9, "/ext-bm25") == 0)
+		snprintf(arg, 512, "%s", key);
+	return 0;
+}
+
+Test(store, keyword_index_is_loaded_from_the_checkpoint_with_later_changes)
+{
+	struct store_stats sst;
+	char ids[4][64];
+
+	cr_assert_eq(put_doc("p.txt", "Pelicans dive for fish.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(put_doc("q.txt", "Quails nest on the ground.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	/* After the checkpoint: one more, one gone. */
+	cr_assert_eq(put_doc("t.txt", "Toucans eat fruit.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_del(st, "q.txt"), 0);
+	reopen();
+	store_get_stats(st, &sst);
+	cr_assert_eq(sst.keyword_index_loaded, 1);
+	cr_assert_eq(query_ids("pelicans", 3, ids), 1);
+	cr_assert_str_eq(ids[0], "p.txt");
+	cr_assert_eq(query_ids("toucans", 3, ids), 1);
+	cr_assert_eq(query_ids("quails", 3, ids), 0);
+}
+
+Test(store, keyword_index_is_rebuilt_when_its_checkpoint_object_is_gone)
+{
+	struct store_stats sst;
+	char ids[4][64], key[512] = "";
+
+	cr_assert_eq(put_doc("u.txt", "Urchins cling to rocks.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	cr_assert_eq(backend_list(be, "ckpt/", find_ext, key), 0);
+	cr_assert_neq(key[0], '\0', "no ext-bm25 object in the checkpoint");
+	cr_assert_eq(backend_del(be, key), 0);
+	reopen();
+	store_get_stats(st, &sst);
+	cr_assert_eq(sst.keyword_index_loaded, 0);
+	cr_assert_eq(query_ids("urchins", 3, ids), 1);
+	cr_assert_str_eq(ids[0], "u.txt");
+}

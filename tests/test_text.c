@@ -1241,6 +1241,710 @@ Test(bm25, concurrent_searches_and_writes_are_safe)
 	text_index_free(idx);
 }
 
+/* --- text_persist -------------------------------------------------------- */
+
+/* A growing buffer that text_index_save() writes into. */
+struct membuf {
+	unsigned char *p;
+	size_t len, cap;
+	int calls, fail_at, err; /* fail_at: fail the n-th call (1-based) */
+};
+
+static int membuf_emit(void *ctx, const void *data, size_t len)
+{
+	struct membuf *b = ctx;
+
+	cr_assert_gt(len, 0, "emit of nothing");
+	if (++b->calls == b->fail_at)
+		return b->err;
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 256;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		b->p = realloc(b->p, cap);
+		cr_assert_not_null(b->p);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+/* The saved bytes of idx, in a buffer of exactly their size. */
+static unsigned char *save_bytes(struct text_index *idx, size_t *len)
+{
+	struct membuf b = { 0 };
+	unsigned char *p;
+
+	cr_assert_eq(text_index_save(idx, membuf_emit, &b), 0);
+	*len = b.len;
+	p = malloc(b.len ? b.len : 1);
+	cr_assert_not_null(p);
+	memcpy(p, b.p, b.len);
+	free(b.p);
+	return p;
+}
+
+static struct text_index *round_trip(struct text_index *idx)
+{
+	struct text_index *out;
+	unsigned char *bytes;
+	size_t len;
+
+	bytes = save_bytes(idx, &len);
+	cr_assert_eq(text_index_load(bytes, len, &out), 0);
+	free(bytes);
+	return out;
+}
+
+static unsigned persist_rand(unsigned *seed)
+{
+	*seed = *seed * 1103515245 + 12345;
+	return (*seed >> 16) & 0x7fff;
+}
+
+/* Words of skewed frequency, some stemming together, some stopwords. */
+static const char *const persist_words[] = {
+	"flow",	  "flows",   "flowing", "wing",	    "wings",  "shock",
+	"the",	  "of",	     "and",	"heat",	    "heated", "boundary",
+	"layer",  "layers",  "mach",	"pressure", "body",   "cone",
+	"plate",  "slip",    "stream",	"naïve",    "日本",   "supersonic",
+	"nozzle", "laminar", "vortex",	"drag",	    "lift",   "a",
+};
+
+/* Writes a random text of up to 39 words into text (>= 512 bytes). */
+static size_t persist_text(unsigned *seed, char *text)
+{
+	size_t nw = persist_rand(seed) % 40, len = 0, j;
+	size_t nwords = sizeof(persist_words) / sizeof(*persist_words);
+
+	text[0] = '\0';
+	for (j = 0; j < nw; j++) {
+		unsigned r = persist_rand(seed);
+
+		/* one word in four is rare: w0..w999 */
+		if (r % 4 == 0)
+			len += (size_t)sprintf(text + len, "w%u ",
+					       persist_rand(seed) % 1000);
+		else
+			len += (size_t)sprintf(
+				text + len, "%s ",
+				persist_words[(r / 4) * (r / 4) % 97 % nwords]);
+	}
+	return len;
+}
+
+static void persist_query(unsigned *seed, char *q)
+{
+	size_t nw = 1 + persist_rand(seed) % 4, len = 0, j;
+	size_t nwords = sizeof(persist_words) / sizeof(*persist_words);
+
+	q[0] = '\0';
+	for (j = 0; j < nw; j++) {
+		unsigned r = persist_rand(seed);
+
+		if (r % 3 == 0)
+			len += (size_t)sprintf(q + len, "w%u ",
+					       persist_rand(seed) % 1000);
+		else
+			len += (size_t)sprintf(q + len, "%s ",
+					       persist_words[r % nwords]);
+	}
+}
+
+/* Same hits, same order, bit-identical scores. */
+static void assert_same_search(struct text_index *a, struct text_index *b,
+			       const char *query, size_t k)
+{
+	struct text_results ra, rb;
+	size_t i;
+
+	cr_assert_eq(text_index_search(a, query, k, NULL, NULL, &ra), 0);
+	cr_assert_eq(text_index_search(b, query, k, NULL, NULL, &rb), 0);
+	cr_assert_eq(ra.n, rb.n, "\"%s\": %zu hits, want %zu", query, rb.n,
+		     ra.n);
+	for (i = 0; i < ra.n; i++) {
+		cr_assert_str_eq(ra.hits[i].id, rb.hits[i].id, "\"%s\" hit %zu",
+				 query, i);
+		cr_assert(ra.hits[i].score == rb.hits[i].score,
+			  "\"%s\" hit %zu: %.17g, want %.17g", query, i,
+			  rb.hits[i].score, ra.hits[i].score);
+	}
+	text_results_free(&ra);
+	text_results_free(&rb);
+}
+
+static void assert_same_searches(struct text_index *a, struct text_index *b,
+				 unsigned seed, int n)
+{
+	char q[128];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		persist_query(&seed, q);
+		assert_same_search(a, b, q, i % 2 ? 10 : 100000);
+	}
+	assert_same_search(a, b, "the of and", 10);
+	assert_same_search(a, b, "", 10);
+	assert_same_search(a, b, "unknownword", 10);
+}
+
+static void assert_same_stats(struct text_index *a, struct text_index *b)
+{
+	struct text_index_stats sa, sb;
+
+	text_index_stats(a, &sa);
+	text_index_stats(b, &sb);
+	cr_assert_eq(sa.docs, sb.docs);
+	cr_assert_eq(sa.n, sb.n);
+	cr_assert(sa.avgdl == sb.avgdl, "avgdl %.17g, want %.17g", sb.avgdl,
+		  sa.avgdl);
+	cr_assert_eq(sa.terms, sb.terms);
+	cr_assert_eq(sa.postings, sb.postings);
+	cr_assert_eq(sa.dead, sb.dead);
+}
+
+/* Puts ndocs random documents "d0".., then replaces and deletes some. */
+static void persist_fill(struct text_index *idx, unsigned *seed, int ndocs,
+			 int churn)
+{
+	char id[32], text[512];
+	size_t len;
+	int i;
+
+	for (i = 0; i < ndocs; i++) {
+		snprintf(id, sizeof(id), "d%d", i);
+		len = persist_text(seed, text);
+		cr_assert_eq(text_index_put(idx, id, text, len), 0);
+	}
+	for (i = 0; i < churn; i++) {
+		snprintf(id, sizeof(id), "d%u", persist_rand(seed) % ndocs);
+		if (i % 3 == 0) {
+			int rc = text_index_del(idx, id);
+
+			cr_assert(rc == 0 || rc == -ENOENT);
+		} else {
+			len = persist_text(seed, text);
+			cr_assert_eq(text_index_put(idx, id, text, len), 0);
+		}
+	}
+}
+
+Test(text_persist, round_trip_keeps_results_scores_and_stats)
+{
+	struct text_index *a, *b, *c;
+	struct text_index_stats sa, sb;
+	unsigned char *bytes, *again, *compacted;
+	size_t len, len2, len3;
+	unsigned seed = 7;
+
+	cr_assert_eq(text_index_new(&a), 0);
+	persist_fill(a, &seed, 3000, 1500);
+	text_index_stats(a, &sa);
+	cr_assert_gt(sa.dead, 0, "the save must have dead postings to drop");
+	bytes = save_bytes(a, &len);
+	cr_assert_eq(text_index_load(bytes, len, &b), 0);
+	text_index_stats(b, &sb);
+	cr_assert_eq(sb.dead, 0);
+	cr_assert_eq(sb.postings, sa.postings - sa.dead);
+	cr_assert_leq(sb.memory_bytes, sa.memory_bytes);
+	assert_same_searches(a, b, 1, 300);
+
+	/* The saved form is the compacted index's, and it is stable. */
+	cr_assert_eq(text_index_compact(a), 0);
+	text_index_stats(a, &sa);
+	cr_assert_leq(sb.memory_bytes, sa.memory_bytes);
+	assert_same_stats(a, b);
+	compacted = save_bytes(a, &len2);
+	cr_assert_eq(len2, len);
+	cr_assert_eq(memcmp(compacted, bytes, len), 0);
+	again = save_bytes(b, &len3);
+	cr_assert_eq(len3, len);
+	cr_assert_eq(memcmp(again, bytes, len), 0);
+	c = round_trip(b);
+	assert_same_stats(b, c);
+	assert_same_searches(a, c, 2, 50);
+	free(bytes);
+	free(again);
+	free(compacted);
+	text_index_free(a);
+	text_index_free(b);
+	text_index_free(c);
+}
+
+Test(text_persist, updates_after_load_match_a_built_index)
+{
+	struct text_index *a, *b;
+	struct text_index_stats sa, sb;
+	char id[32], text[512];
+	unsigned seed = 11, ops = 12;
+	uint64_t max_dead = 0;
+	int i, compacted = 0;
+	size_t len;
+
+	cr_assert_eq(text_index_new(&a), 0);
+	persist_fill(a, &seed, 2000, 600);
+	b = round_trip(a);
+	/*
+	 * The same operations on both: new documents, replaced and deleted
+	 * loaded ones, enough of them for b to compact by itself.
+	 */
+	for (i = 0; i < 4000; i++) {
+		unsigned r = persist_rand(&ops);
+
+		if (r % 4 == 0) {
+			snprintf(id, sizeof(id), "new%d", i);
+		} else {
+			snprintf(id, sizeof(id), "d%u",
+				 persist_rand(&ops) % 2000);
+		}
+		if (r % 4 == 1) {
+			cr_assert_eq(text_index_del(b, id),
+				     text_index_del(a, id));
+		} else {
+			len = persist_text(&ops, text);
+			cr_assert_eq(text_index_put(a, id, text, len), 0);
+			cr_assert_eq(text_index_put(b, id, text, len), 0);
+		}
+		text_index_stats(b, &sb);
+		compacted |= sb.dead < max_dead;
+		if (sb.dead > max_dead)
+			max_dead = sb.dead;
+		if (i % 500 == 499)
+			assert_same_searches(a, b, (unsigned)i, 20);
+	}
+	cr_assert(compacted, "the loaded index never compacted by itself");
+	text_index_stats(a, &sa);
+	cr_assert_eq(sa.docs, sb.docs);
+	cr_assert_eq(sa.n, sb.n);
+	cr_assert(sa.avgdl == sb.avgdl);
+	cr_assert_eq(sa.terms, sb.terms);
+	assert_same_searches(a, b, 3, 200);
+	cr_assert_eq(text_index_compact(a), 0);
+	cr_assert_eq(text_index_compact(b), 0);
+	assert_same_stats(a, b);
+	text_index_free(a);
+	text_index_free(b);
+}
+
+Test(text_persist, empty_index_round_trips)
+{
+	struct text_index *a, *b;
+	struct text_index_stats st;
+	struct text_results r;
+
+	cr_assert_eq(text_index_new(&a), 0);
+	b = round_trip(a);
+	assert_same_stats(a, b);
+	text_index_stats(b, &st);
+	cr_assert_eq(st.docs, 0);
+	cr_assert_eq(st.terms, 0);
+	cr_assert_eq(text_index_search(b, "anything", 10, NULL, NULL, &r), 0);
+	cr_assert_eq(r.n, 0);
+	cr_assert_eq(text_index_del(b, "x"), -ENOENT);
+	cr_assert_eq(text_index_put(a, "x", "some words", 10), 0);
+	cr_assert_eq(text_index_put(b, "x", "some words", 10), 0);
+	assert_same_search(a, b, "words", 10);
+	text_index_free(b);
+
+	/* no documents left, but their terms */
+	cr_assert_eq(text_index_del(a, "x"), 0);
+	b = round_trip(a);
+	text_index_stats(b, &st);
+	cr_assert_eq(st.docs, 0);
+	cr_assert_eq(st.terms, 2);
+	cr_assert_eq(st.postings, 0);
+	cr_assert_eq(text_index_put(a, "y", "more words", 10), 0);
+	cr_assert_eq(text_index_put(b, "y", "more words", 10), 0);
+	assert_same_search(a, b, "words more", 10);
+	text_index_free(a);
+	text_index_free(b);
+}
+
+Test(text_persist, documents_without_tokens_survive)
+{
+	struct text_index *a = tiny_index(), *b;
+
+	cr_assert_eq(text_index_put(a, "empty", "the and of", 10), 0);
+	cr_assert_eq(text_index_put(a, "blank", "", 0), 0);
+	b = round_trip(a);
+	assert_same_stats(a, b);
+	assert_same_search(a, b, "cat fish dog", 10);
+	cr_assert_eq(text_index_del(b, "blank"), 0);
+	cr_assert_eq(text_index_del(b, "empty"), 0);
+	cr_assert_eq(text_index_del(a, "blank"), 0);
+	cr_assert_eq(text_index_del(a, "empty"), 0);
+	assert_same_stats(a, b);
+	text_index_free(a);
+	text_index_free(b);
+}
+
+Test(text_persist, bigram_option_and_parameters_are_preserved)
+{
+	struct text_index_opts o = { 0.9, 0.4, TEXT_BM25_BIGRAM_WEIGHT };
+	struct text_index *a, *b;
+	unsigned seed = 5;
+
+	cr_assert_eq(text_index_new_opts(&o, &a), 0);
+	persist_fill(a, &seed, 500, 200);
+	b = round_trip(a);
+	/* scores depend on k1, b and the bigram weight */
+	assert_same_searches(a, b, 4, 100);
+	assert_same_search(a, b, "heat flow boundary layer", 10);
+	cr_assert_eq(text_index_compact(a), 0);
+	assert_same_stats(a, b);
+	/* new documents get bigrams too */
+	cr_assert_eq(text_index_put(a, "p", "boundary layer heat", 19), 0);
+	cr_assert_eq(text_index_put(b, "p", "boundary layer heat", 19), 0);
+	assert_same_stats(a, b);
+	assert_same_search(a, b, "boundary layer heat", 10);
+	text_index_free(a);
+	text_index_free(b);
+}
+
+/* A small index with a bit of everything, for the malformed input tests. */
+static struct text_index *persist_small(void)
+{
+	struct text_index *idx;
+	unsigned seed = 3;
+
+	cr_assert_eq(text_index_new(&idx), 0);
+	persist_fill(idx, &seed, 12, 6);
+	cr_assert_eq(text_index_put(idx, "none", "the of", 6), 0);
+	cr_assert_eq(text_index_put(idx, "long",
+				    "flow flow flow flow flow flow flow flow "
+				    "flow flow wing wing wing",
+				    53),
+		     0);
+	return idx;
+}
+
+Test(text_persist, truncated_input_is_einval)
+{
+	struct text_index *idx = persist_small(), *out;
+	unsigned char *bytes, *cut;
+	size_t len, n;
+
+	bytes = save_bytes(idx, &len);
+	for (n = 0; n < len; n++) {
+		/* exactly n bytes on the heap: ASan sees a read past them */
+		cut = malloc(n ? n : 1);
+		cr_assert_not_null(cut);
+		memcpy(cut, bytes, n);
+		out = (struct text_index *)cut;
+		cr_assert_eq(text_index_load(cut, n, &out), -EINVAL,
+			     "%zu of %zu bytes", n, len);
+		cr_assert_null(out);
+		free(cut);
+	}
+	/* and so are trailing bytes */
+	cut = malloc(len + 1);
+	cr_assert_not_null(cut);
+	memcpy(cut, bytes, len);
+	cut[len] = 0;
+	cr_assert_eq(text_index_load(cut, len + 1, &out), -EINVAL);
+	free(cut);
+	cr_assert_eq(text_index_load(NULL, 0, &out), -EINVAL);
+	cr_assert_eq(text_index_load(bytes, len, NULL), -EINVAL);
+	free(bytes);
+	text_index_free(idx);
+}
+
+/* Adds delta to the little-endian integer of `size` bytes at p. */
+static void bump_le(unsigned char *p, size_t size, int delta)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	v += (uint64_t)(int64_t)delta;
+	for (i = 0; i < size; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+Test(text_persist, wrong_header_fields_are_einval)
+{
+	/* offsets and sizes in the header (see text_bm25.c) */
+	static const size_t fields[][2] = {
+		{ 0, 1 },  /* magic */
+		{ 7, 1 },  /* magic */
+		{ 8, 4 },  /* version */
+		{ 12, 4 }, /* flags */
+		{ 40, 4 }, /* ndocs */
+		{ 44, 4 }, /* nterms */
+		{ 48, 8 }, /* postings */
+		{ 56, 8 }, /* total_len */
+		{ 64, 8 }, /* dict_bytes */
+	};
+	struct text_index *idx = persist_small(), *out;
+	unsigned char *bytes;
+	size_t len, i;
+	int delta;
+
+	bytes = save_bytes(idx, &len);
+	for (i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
+		for (delta = -1; delta <= 1; delta += 2) {
+			bump_le(bytes + fields[i][0], fields[i][1], delta);
+			cr_assert_eq(text_index_load(bytes, len, &out), -EINVAL,
+				     "field at %zu %+d", fields[i][0], delta);
+			bump_le(bytes + fields[i][0], fields[i][1], -delta);
+		}
+	}
+	/* b = 2 is not an option text_index_new_opts() takes */
+	bytes[24 + 7] = 0x40;
+	bytes[24 + 6] = 0x00;
+	cr_assert_eq(text_index_load(bytes, len, &out), -EINVAL);
+	free(bytes);
+	text_index_free(idx);
+}
+
+Test(text_persist, duplicate_ids_and_terms_are_einval)
+{
+	struct text_index *idx, *out;
+	unsigned char *bytes, *p;
+	size_t len;
+
+	cr_assert_eq(text_index_new(&idx), 0);
+	cr_assert_eq(text_index_put(idx, "idA", "flow", 4), 0);
+	cr_assert_eq(text_index_put(idx, "idB", "wing", 4), 0);
+	bytes = save_bytes(idx, &len);
+	p = memmem(bytes, len, "idB", 3);
+	cr_assert_not_null(p);
+	p[2] = 'A';
+	cr_assert_eq(text_index_load(bytes, len, &out), -EINVAL);
+	p[2] = 'B';
+	cr_assert_eq(text_index_load(bytes, len, &out), 0);
+	text_index_free(out);
+	/* the dictionary: [length]key, "flow" then "wing" */
+	p = memmem(bytes, len, "\x04wing", 5);
+	cr_assert_not_null(p);
+	memcpy(p + 1, "flow", 4);
+	cr_assert_eq(text_index_load(bytes, len, &out), -EINVAL);
+	free(bytes);
+	text_index_free(idx);
+}
+
+Test(text_persist, duplicates_far_apart_are_einval)
+{
+	static const char *const dups[][2] = {
+		{ "t011", "t010" }, /* next to each other */
+		{ "t050", "t010" }, /* far apart */
+		{ "t099", "t000" }, /* first and last */
+	};
+	struct text_index *idx, *out;
+	unsigned char *bytes, *p;
+	char text[600], key[6];
+	size_t len, n = 0, i;
+
+	for (i = 0; i < 100; i++)
+		n += (size_t)sprintf(text + n, "t%03zu ", i);
+	cr_assert_eq(text_index_new(&idx), 0);
+	cr_assert_eq(text_index_put(idx, "d", text, n), 0);
+	bytes = save_bytes(idx, &len);
+	for (i = 0; i < sizeof(dups) / sizeof(*dups); i++) {
+		snprintf(key, sizeof(key), "\x04%s", dups[i][0]);
+		p = memmem(bytes, len, key, 5);
+		cr_assert_not_null(p);
+		memcpy(p + 1, dups[i][1], 4);
+		cr_assert_eq(text_index_load(bytes, len, &out), -EINVAL,
+			     "%s as %s", dups[i][0], dups[i][1]);
+		memcpy(p + 1, dups[i][0], 4);
+	}
+	cr_assert_eq(text_index_load(bytes, len, &out), 0);
+	text_index_free(out);
+	free(bytes);
+	text_index_free(idx);
+
+	/* and ids: id000..id099, each saved as its bytes after its length */
+	cr_assert_eq(text_index_new(&idx), 0);
+	for (i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "id%03zu", i);
+		cr_assert_eq(text_index_put(idx, key, "flow", 4), 0);
+	}
+	bytes = save_bytes(idx, &len);
+	for (i = 0; i < sizeof(dups) / sizeof(*dups); i++) {
+		char from[6], to[6];
+
+		snprintf(from, sizeof(from), "id%s", dups[i][0] + 1);
+		snprintf(to, sizeof(to), "id%s", dups[i][1] + 1);
+		p = memmem(bytes, len, from, 5);
+		cr_assert_not_null(p);
+		memcpy(p, to, 5);
+		cr_assert_eq(text_index_load(bytes, len, &out), -EINVAL,
+			     "%s as %s", from, to);
+		memcpy(p, from, 5);
+	}
+	cr_assert_eq(text_index_load(bytes, len, &out), 0);
+	text_index_free(out);
+	free(bytes);
+	text_index_free(idx);
+}
+
+/* Uses an index that loaded from corrupted bytes as any other. */
+static void exercise(struct text_index *idx)
+{
+	static const char *const queries[] = { "flow wing", "heat of the layer",
+					       "w5 w17 naïve", "日本 mach" };
+	struct text_index_stats st;
+	struct text_results r;
+	struct membuf b = { 0 };
+	char id[32];
+	size_t i;
+	int d;
+
+	text_index_stats(idx, &st);
+	for (i = 0; i < sizeof(queries) / sizeof(*queries); i++) {
+		cr_assert_eq(
+			text_index_search(idx, queries[i], 5, NULL, NULL, &r),
+			0);
+		text_results_free(&r);
+	}
+	for (d = 0; d < 24; d++) {
+		snprintf(id, sizeof(id), "d%d", d);
+		text_index_del(idx, id);
+	}
+	cr_assert_eq(text_index_put(idx, "d3", "flow heat w5", 12), 0);
+	cr_assert_eq(text_index_put(idx, "fresh", "wing mach", 9), 0);
+	cr_assert_eq(text_index_compact(idx), 0);
+	cr_assert_eq(text_index_search(idx, "flow wing", 5, NULL, NULL, &r), 0);
+	text_results_free(&r);
+	cr_assert_eq(text_index_save(idx, membuf_emit, &b), 0);
+	free(b.p);
+}
+
+Test(text_persist, corrupted_bytes_are_einval_or_a_working_index)
+{
+	struct text_index *idx = persist_small(), *out;
+	unsigned char *bytes, *bad;
+	size_t len, i;
+	unsigned seed = 1234;
+	int trial, flips, loaded = 0;
+
+	bytes = save_bytes(idx, &len);
+	bad = malloc(len);
+	cr_assert_not_null(bad);
+	for (trial = 0; trial < 1000; trial++) {
+		memcpy(bad, bytes, len);
+		flips = 1 + (int)(persist_rand(&seed) % 4);
+		for (i = 0; i < (size_t)flips; i++) {
+			size_t at = ((size_t)persist_rand(&seed) << 15 |
+				     persist_rand(&seed)) %
+				    len;
+
+			/* a changed byte, or one bit, or a small number */
+			switch (persist_rand(&seed) % 3) {
+			case 0:
+				bad[at] ^= (unsigned char)(1 +
+							   persist_rand(&seed) %
+								   255);
+				break;
+			case 1:
+				bad[at] ^=
+					(unsigned char)(1u << (persist_rand(
+								       &seed) %
+							       8));
+				break;
+			default:
+				bad[at] = (unsigned char)(persist_rand(&seed) %
+							  4);
+			}
+		}
+		switch (text_index_load(bad, len, &out)) {
+		case 0:
+			loaded++;
+			exercise(out);
+			text_index_free(out);
+			break;
+		case -EINVAL:
+			cr_assert_null(out);
+			break;
+		default:
+			cr_assert_fail("trial %d: neither 0 nor -EINVAL",
+				       trial);
+		}
+	}
+	/* a byte of a tf or a term's text goes unnoticed: that is fine */
+	cr_assert_lt(loaded, 1000);
+	free(bad);
+	free(bytes);
+	text_index_free(idx);
+}
+
+Test(text_persist, emit_errors_stop_the_save)
+{
+	struct text_index *idx, *out;
+	struct membuf b = { 0 };
+	unsigned seed = 9;
+	int calls, n;
+
+	cr_assert_eq(text_index_new(&idx), 0);
+	persist_fill(idx, &seed, 3000, 1000);
+	cr_assert_eq(text_index_save(idx, membuf_emit, &b), 0);
+	calls = b.calls;
+	cr_assert_gt(calls, 1, "the test wants a save of several emits");
+	free(b.p);
+	for (n = 1; n <= calls; n++) {
+		b = (struct membuf){ .fail_at = n, .err = -EIO };
+		cr_assert_eq(text_index_save(idx, membuf_emit, &b), -EIO);
+		cr_assert_eq(b.calls, n, "emit called after it failed");
+		free(b.p);
+	}
+	/* the index is untouched and still saves whole */
+	out = round_trip(idx);
+	assert_same_searches(idx, out, 8, 20);
+	cr_assert_eq(text_index_save(NULL, membuf_emit, &b), -EINVAL);
+	cr_assert_eq(text_index_save(idx, NULL, &b), -EINVAL);
+	text_index_free(out);
+	text_index_free(idx);
+}
+
+struct persist_saver {
+	struct text_index *idx;
+	int failures;
+};
+
+static void *persist_save_run(void *arg)
+{
+	struct persist_saver *s = arg;
+	struct text_index *out;
+	struct membuf b;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		b = (struct membuf){ 0 };
+		if (text_index_save(s->idx, membuf_emit, &b) ||
+		    text_index_load(b.p, b.len, &out))
+			s->failures++;
+		else
+			text_index_free(out);
+		free(b.p);
+	}
+	return NULL;
+}
+
+Test(text_persist, saves_alongside_writes_are_consistent)
+{
+	struct text_index *idx;
+	struct persist_saver s;
+	struct churn c[2];
+	pthread_t th[3];
+	int i;
+
+	cr_assert_eq(text_index_new(&idx), 0);
+	s = (struct persist_saver){ .idx = idx };
+	for (i = 0; i < 2; i++) {
+		c[i] = (struct churn){ .idx = idx, .writer = i == 0 };
+		cr_assert_eq(pthread_create(&th[i], NULL, churn_run, &c[i]), 0);
+	}
+	cr_assert_eq(pthread_create(&th[2], NULL, persist_save_run, &s), 0);
+	for (i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	cr_assert_eq(c[0].failures + c[1].failures + s.failures, 0);
+	text_index_free(idx);
+}
+
 /* --- cranfield ----------------------------------------------------------- */
 
 /*
