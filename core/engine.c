@@ -1,17 +1,19 @@
 /* engine.c - durable collections: open, commit, reads (the public API). */
 
 /*
- * Storage format, version 2 (docs/FORMAT.md says the same at more length).
+ * Storage format, version 3 (docs/FORMAT.md says the same at more length).
  * All integers are little-endian; xxh3 means XXH3_64bits (seed 0).
  *
- *   lodefs.format                 {"lodefs":"store","format":2}\n, written
+ *   lodefs.format                 {"lodefs":"store","format":3}\n, written
  *                                 once with a conditional (absent) put;
  *                                 any other format is -EPROTO
  *   log/<writer>/<seq>.seg        one committed batch; <seq> is 16 lowercase
  *                                 hex digits, per writer, increasing (gaps
  *                                 allowed: a failed put burns its number)
- *   ckpt/<id>/kv                  JSON and BLOB values, tombstones, drops
- *   ckpt/<id>/vec-<n>             one vector collection: float32 block, keys
+ *   ckpt/<id>/kv                  the key index: every key, its stamps and
+ *                                 where its value is, with the value's xxh3
+ *   ckpt/<id>/values              JSON and BLOB values, packed
+ *   ckpt/<id>/vec-<n>             one vector collection: its float32 block
  *   ckpt/<id>/ext-<name>          an extension's bytes (optional)
  *   ckpt/<id>/manifest            written last; what the checkpoint covers
  *
@@ -47,38 +49,45 @@
  * one order.  A put that found its collection empty is flagged first;
  * collections iterate by the latest such stamp.
  *
- * Checkpoint kv object: magic "LODEFSKV", u32 version, u32 collection
- * count; per collection u32 name length, u32 0, u64 entry count, u64 drop
- * HLC, u32 drop writer, u32 0, its place (u64 HLC, u32 writer, u32
- * index), name NUL padded to 8; per entry, live ones in creation order,
- * u64 HLC, u32 writer, u8 type (0 = tombstone), u8 0, u16 0, u32 key
- * length, u32 value length, creation stamp (u64, u32, u32; 0 for a
- * tombstone), key NUL value NUL padded to 8.  Keys and values are used in
- * place from the mapped object.
+ * Checkpoint kv object (the key index): magic "LODEFSKV", u32 version,
+ * u32 collection count; per collection, by name, u32 name length, u32 0,
+ * u64 entry count, u64 drop HLC, u32 drop writer, u32 0, its place (u64
+ * HLC, u32 writer, u32 index), name NUL padded to 8; per entry, live ones
+ * in creation order, u64 HLC, u32 writer, u8 type (0 = tombstone, 1 JSON,
+ * 2 BLOB, 3 VEC), u8 0, u16 0, u32 key length, u32 value length, u64
+ * value offset in the values object (VEC: row in the vec object), u64
+ * xxh3 of the value, creation stamp (u64, u32, u32; 0 for a tombstone),
+ * key NUL padded to 8.  Keys are used in place from the mapped object.
+ *
+ * Checkpoint values object: magic "LODEFSVL", u32 version, u32 0, then
+ * each JSON/BLOB value and a NUL, packed.  Open maps it (or, on a backend
+ * that cannot map, reads it whole) but reads none of it: a value is
+ * checked against its xxh3 when it is read (engine_get, engine_foreach,
+ * a checkpoint copying it), and the object as a whole by engine_fsck.
  *
  * Checkpoint vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows,
  * u64 data offset (multiple of 64), u32 name length, u32 0, name NUL, zero
- * fill; rows*dim float32 in creation order (the block engine_with_vecs
- * hands out); per row u64 HLC, u32 writer, u32 key length, creation stamp
- * (u64, u32, u32), key NUL padded to 8.
+ * fill; rows*dim float32 in creation order to the end (the block
+ * engine_with_vecs hands out, checked whole the first time it does).
  *
  * Checkpoint ext-<name> object: the bytes the extension saved.
  *
  * Writers in stamps index the manifest's writer list.  The manifest is
- * compact JSON {"lodefs_checkpoint":2,"id","hlc" (hex),"writers":[[id,
+ * compact JSON {"lodefs_checkpoint":3,"id","hlc" (hex),"writers":[[id,
  * highest seq covered],...],"objects":[{"name","size","xxh3" (hex) and
  * for vectors "coll","dim","rows"}]}, "\n", the xxh3 of the preceding
  * bytes as 16 hex digits, "\n".
  *
  * Open: check lodefs.format; load the newest checkpoint with a valid
- * manifest (verifying every object's size and xxh3), merge any other valid
+ * manifest (checking every object's size, the kv object's xxh3 and
+ * structure and the vec objects' headers), merge any other valid
  * checkpoint covering segments it does not; if only one was loaded, hand
  * extensions their intact objects (a bad one is skipped, never damage);
- * replay uncovered segments in (HLC, writer, seq) order.  A checkpoint without a manifest is unfinished
- * (ignored); a manifest that exists but does not verify, with no newer
- * valid checkpoint, is damage (-EUCLEAN).  A segment that fails its checksum is a torn
- * tail if no later segment of its writer exists (ignored and deleted),
- * damage otherwise (-EUCLEAN).
+ * replay uncovered segments in (HLC, writer, seq) order.  A checkpoint
+ * without a manifest is unfinished (ignored); a manifest that exists but
+ * does not verify, with no newer valid checkpoint, is damage (-EUCLEAN).
+ * A segment that fails its checksum is a torn tail if no later segment of
+ * its writer exists (ignored and deleted), damage otherwise (-EUCLEAN).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -94,7 +103,7 @@
 
 /* --- format file ---------------------------------------------------------- */
 
-static const char eng_format_text[] = "{\"lodefs\":\"store\",\"format\":2}\n";
+static const char eng_format_text[] = "{\"lodefs\":\"store\",\"format\":3}\n";
 
 static int eng_format_parse(const void *p, size_t n)
 {
@@ -443,18 +452,6 @@ static const struct eng_ent *eng_live(const struct engine *e, const char *coll,
 	return s;
 }
 
-/* Value bytes of a live entry (a row for vectors). */
-static const void *eng_value(const struct eng_coll *c, const struct eng_ent *s,
-			     size_t *len)
-{
-	if (s->type == ENGINE_VEC) {
-		*len = (size_t)c->dim * sizeof(float);
-		return eng_vec_row(c, s->len);
-	}
-	*len = s->len;
-	return s->val;
-}
-
 int engine_get(struct engine *e, const char *coll, const char *key,
 	       enum engine_type *type, void **data, size_t *len)
 {
@@ -473,7 +470,9 @@ int engine_get(struct engine *e, const char *coll, const char *key,
 		rc = -ENOENT;
 		goto out_unlock;
 	}
-	v = eng_value(c, s, &n);
+	rc = eng_value_read(e, c, s, &v, &n);
+	if (rc)
+		goto out_unlock;
 	copy = malloc(n + 1);
 	if (!copy) {
 		rc = -ENOMEM;
@@ -523,8 +522,10 @@ int engine_foreach(struct engine *e, const char *coll, engine_foreach_fn *fn,
 
 		if (!s->key || s->type == ENGINE_NONE)
 			continue;
-		data = eng_value(c, s, &len);
-		rc = fn(arg, s->key, (enum engine_type)s->type, data, len);
+		rc = eng_value_read(e, c, s, &data, &len);
+		if (!rc)
+			rc = fn(arg, s->key, (enum engine_type)s->type, data,
+				len);
 	}
 	pthread_rwlock_unlock(&e->lock);
 	return rc;
@@ -560,12 +561,34 @@ int engine_collections(struct engine *e, engine_coll_fn *fn, void *arg)
 	return rc;
 }
 
+/*
+ * Checks a block used in place from a checkpoint against its vec object's
+ * xxh3 the first time it is handed out (open does not read vectors).
+ * Concurrent readers may both check it; the result is the same.
+ */
+static int eng_vblock_verify(const struct engine *e, const struct eng_coll *c,
+			     struct eng_vblock *b)
+{
+	int v = b->verified;
+
+	if (v == 0) {
+		v = XXH3_64bits(b->obj, b->obj_len) == b->obj_xxh3 ? 1 : -1;
+		b->verified = v;
+	}
+	if (v > 0)
+		return 0;
+	return eng_fail(-EIO,
+			"%s: the vectors in %s fail their checksum (damaged "
+			"on disk; engine_fsck lists every damaged vector)",
+			c->name, eng_map_name(e, b->obj));
+}
+
 int engine_with_vecs(struct engine *e, const char *coll, engine_vecs_fn *fn,
 		     void *arg)
 {
 	struct engine_vec_block *blocks;
 	struct engine_vecs v;
-	const struct eng_coll *c;
+	struct eng_coll *c;
 	size_t i;
 	int rc;
 
@@ -580,6 +603,11 @@ int engine_with_vecs(struct engine *e, const char *coll, engine_vecs_fn *fn,
 	if (!c->vec_live) {
 		rc = -EINVAL;
 		goto out_unlock;
+	}
+	for (i = 0; i < c->nvb; i++) {
+		rc = eng_vblock_verify(e, c, &c->vb[i]);
+		if (rc)
+			goto out_unlock;
 	}
 	blocks = calloc(c->nvb, sizeof(*blocks));
 	if (!blocks) {
@@ -638,7 +666,11 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 				 strlen(e->colls[i]->name) + 1 +
 				 e->colls[i]->nvb * sizeof(struct eng_vblock);
 	}
-	for (i = 0; i < e->nmaps; i++)
-		st->mem_bytes += e->maps[i].len;
+	for (i = 0; i < e->nmaps; i++) {
+		if (e->maps[i].lazy)
+			st->values_mapped += e->maps[i].len;
+		else
+			st->mem_bytes += e->maps[i].len;
+	}
 	pthread_rwlock_unlock(&e->lock);
 }

@@ -25,7 +25,9 @@
  * any error nothing is applied.  Checkpoints compact the state into objects
  * that load fast (vectors contiguous per collection); opening loads the
  * newest checkpoint and replays later segments, ignoring a torn tail that
- * was never acknowledged.  Each open engine is one writer with its own id,
+ * was never acknowledged.  Opening reads a checkpoint's keys, not its
+ * values: a value is read when it is used, and checked then against the
+ * xxh3 the checkpoint recorded for it (see engine_get).  Each open engine is one writer with its own id,
  * so no two writers ever write the same object; replay orders batches by a
  * hybrid logical clock, ties broken by writer id (last writer wins per key).
  *
@@ -117,7 +119,9 @@ void engine_close(struct engine *e);
 
 /*
  * Human-readable reason for the last failed engine_open / engine_commit /
- * engine_checkpoint in this thread, or "" (static storage).
+ * engine_checkpoint in this thread, or for the last read (engine_get,
+ * engine_foreach, engine_with_vecs) that failed with -EIO; or "" (static
+ * storage).
  */
 const char *engine_last_error(void);
 
@@ -169,7 +173,10 @@ int engine_commit(struct engine *e, struct engine_batch *b);
 /*
  * Copies the value of coll/key.  *data is malloc'd (free() it), NUL
  * terminated after *len bytes; for ENGINE_VEC it holds dim floats and *len
- * is 4*dim.  *type may be NULL.  Returns -ENOENT if absent.
+ * is 4*dim.  *type may be NULL.  Returns -ENOENT if absent; -EIO if the
+ * value, read from a checkpoint, does not match its checksum (damaged
+ * after it was written; engine_last_error() names it; other keys still
+ * read, engine_fsck lists every damaged value).
  */
 int engine_get(struct engine *e, const char *coll, const char *key,
 	       enum engine_type *type, void **data, size_t *len);
@@ -184,7 +191,8 @@ int engine_exists(struct engine *e, const char *coll, const char *key);
  * the end.  Every engine sharing the store sees the same order (see
  * docs/FORMAT.md, "Iteration order").  Pointers are borrowed, valid for
  * the call only.  A non-zero return stops and is returned by
- * engine_foreach.
+ * engine_foreach.  Each value is checked as engine_get checks it: a
+ * damaged one stops the walk with -EIO before fn sees it.
  */
 typedef int engine_foreach_fn(void *arg, const char *key, enum engine_type type,
 			      const void *data, size_t len);
@@ -229,7 +237,9 @@ typedef int engine_vecs_fn(void *arg, const struct engine_vecs *v);
 
 /*
  * Runs fn under the read lock with a view of collection `coll` (must hold
- * vectors, else -EINVAL; -ENOENT if empty/absent).  Returns fn's result.
+ * vectors, else -EINVAL; -ENOENT if empty/absent).  Returns fn's result,
+ * or -EIO if the vectors, read from a checkpoint, do not match its
+ * checksum (checked whole the first time they are handed out).
  */
 int engine_with_vecs(struct engine *e, const char *coll, engine_vecs_fn *fn,
 		     void *arg);
@@ -297,6 +307,12 @@ struct engine_stats {
 	uint64_t last_commit_hlc; /* 0 if none */
 	uint64_t keys;		  /* live keys in all collections */
 	uint64_t mem_bytes;	  /* approximate memory held */
+	/*
+	 * Checkpoint values mapped but read only as they are used, so not
+	 * in mem_bytes (a backend that cannot map reads them into memory:
+	 * then they are in mem_bytes and this is 0).
+	 */
+	uint64_t values_mapped;
 };
 
 void engine_get_stats(struct engine *e, struct engine_stats *st);

@@ -14,33 +14,37 @@ static bool eng_tomb_keep(const struct eng_ent *s, uint64_t cut)
 	return s->hlc >= cut;
 }
 
-static bool eng_kv_wants(const struct eng_ent *s, uint64_t cut)
+static bool eng_keys_wants(const struct eng_ent *s, uint64_t cut)
 {
-	if (!s->key || s->type == ENGINE_VEC)
+	if (!s->key)
 		return false;
 	return s->type != ENGINE_NONE || eng_tomb_keep(s, cut);
 }
 
 /*
- * Collections that need a section in the kv object: any with entries
- * (also vector-only ones, for their place in collection order) or a drop.
+ * Collections that need a section in the keys object: any with entries
+ * or a drop.  Counts its entries and the bytes of its section and of its
+ * values.
  */
-static bool eng_kv_coll_wanted(const struct eng_coll *c, uint64_t cut,
-			       size_t *nent, size_t *bytes)
+static bool eng_keys_coll_wanted(const struct eng_coll *c, uint64_t cut,
+				 size_t *nent, size_t *bytes, size_t *vbytes)
 {
-	size_t i, n = 0, sz = ENG_KV_COLL + ENG_PAD8(strlen(c->name) + 1);
+	size_t i, n = 0, sz = ENG_KEYS_COLL + ENG_PAD8(strlen(c->name) + 1);
+	size_t vsz = 0;
 
 	for (i = 0; i < c->nents; i++) {
 		const struct eng_ent *s = &c->ents[i];
 
-		if (!eng_kv_wants(s, cut))
+		if (!eng_keys_wants(s, cut))
 			continue;
 		n++;
-		sz += ENG_KV_ENT +
-		      ENG_PAD8(strlen(s->key) + (s->val ? s->len : 0) + 2);
+		sz += ENG_KEYS_ENT + ENG_PAD8(strlen(s->key) + 1);
+		if (s->type == ENGINE_JSON || s->type == ENGINE_BLOB)
+			vsz += (size_t)s->len + 1;
 	}
 	*nent = n;
 	*bytes = sz;
+	*vbytes = vsz;
 	return n || c->live || c->drop_hlc;
 }
 
@@ -52,62 +56,117 @@ static void eng_buf_cstamp(struct eng_buf *b, const struct eng_cstamp *cs)
 	eng_buf_u32(b, cs->hlc ? cs->idx : 0);
 }
 
-static int eng_kv_build(struct engine *e, uint64_t cut, struct eng_buf *b)
+/*
+ * The xxh3 of a live entry's value for the keys object.  A value that
+ * came from a checkpoint must still match the checksum it had there:
+ * copying a damaged value into a new checkpoint would make the damage
+ * look valid.  Returns 0 or -EIO (the checkpoint fails).
+ */
+static int eng_value_sum(const struct engine *e, const struct eng_coll *c,
+			 const struct eng_ent *s, uint64_t *sum)
 {
-	size_t i, j, total = ENG_KV_HDR, nent, bytes;
+	const void *data;
+	size_t len;
+	int rc = eng_value_read(e, c, s, &data, &len);
+
+	if (rc)
+		return rc;
+	if (s->own & ENG_CKV) /* just checked against it */
+		*sum = eng_le64((const uint8_t *)s->key - ENG_KEYS_ENT +
+				ENG_KEYS_SUM);
+	else
+		*sum = XXH3_64bits(data, len);
+	return 0;
+}
+
+/*
+ * Builds the keys object into kb and the values object into vb: every
+ * collection that needs a section, in name order; its entries in entry
+ * order (live ones by creation stamp); JSON/BLOB values appended to vb,
+ * vector rows numbered as eng_vec_build writes them.
+ */
+static int eng_keys_build(struct engine *e, uint64_t cut, struct eng_buf *kb,
+			  struct eng_buf *vb)
+{
+	size_t i, j, total = ENG_KEYS_HDR, vtotal = ENG_VALS_HDR;
+	size_t nent, bytes, vbytes;
 	uint32_t ncoll = 0;
+	int rc;
 
 	for (i = 0; i < e->ncolls; i++) {
-		if (eng_kv_coll_wanted(e->colls[i], cut, &nent, &bytes)) {
+		if (eng_keys_coll_wanted(e->colls[i], cut, &nent, &bytes,
+					 &vbytes)) {
 			total += bytes;
+			vtotal += vbytes;
 			ncoll++;
 		}
 	}
-	if (eng_buf_reserve(b, total))
-		return -ENOMEM;
-	eng_buf_put(b, ENG_KV_MAGIC, ENG_MAGIC_LEN);
-	eng_buf_u32(b, ENG_FORMAT_VERSION);
-	eng_buf_u32(b, ncoll);
+	if (eng_buf_reserve(kb, total) || eng_buf_reserve(vb, vtotal))
+		return eng_fail(-ENOMEM, "out of memory");
+	eng_buf_put(vb, ENG_VALS_MAGIC, ENG_MAGIC_LEN);
+	eng_buf_u32(vb, ENG_FORMAT_VERSION);
+	eng_buf_u32(vb, 0);
+	eng_buf_put(kb, ENG_KEYS_MAGIC, ENG_MAGIC_LEN);
+	eng_buf_u32(kb, ENG_FORMAT_VERSION);
+	eng_buf_u32(kb, ncoll);
 	for (i = 0; i < e->ncolls; i++) {
 		const struct eng_coll *c = e->colls[i];
 		size_t nl = strlen(c->name);
+		uint64_t row = 0;
 
-		if (!eng_kv_coll_wanted(c, cut, &nent, &bytes))
+		if (!eng_keys_coll_wanted(c, cut, &nent, &bytes, &vbytes))
 			continue;
-		eng_buf_u32(b, (uint32_t)nl);
-		eng_buf_u32(b, 0);
-		eng_buf_u64(b, nent);
-		eng_buf_u64(b, c->drop_hlc);
-		eng_buf_u32(b, c->drop_hlc ? c->drop_writer : 0);
-		eng_buf_u32(b, 0);
-		eng_buf_cstamp(b, &c->first);
-		eng_buf_put(b, c->name, nl + 1);
-		eng_buf_align(b, 8);
+		eng_buf_u32(kb, (uint32_t)nl);
+		eng_buf_u32(kb, 0);
+		eng_buf_u64(kb, nent);
+		eng_buf_u64(kb, c->drop_hlc);
+		eng_buf_u32(kb, c->drop_hlc ? c->drop_writer : 0);
+		eng_buf_u32(kb, 0);
+		eng_buf_cstamp(kb, &c->first);
+		eng_buf_put(kb, c->name, nl + 1);
+		eng_buf_align(kb, 8);
 		/* in entry order: live entries by creation stamp */
 		for (j = 0; j < c->nents; j++) {
 			const struct eng_ent *s = &c->ents[j];
 			struct eng_cstamp none = { 0 };
+			uint64_t at = 0, sum = 0;
+			uint32_t vl = 0;
 			size_t kl;
 
-			if (!eng_kv_wants(s, cut))
+			if (!eng_keys_wants(s, cut))
 				continue;
+			if (s->type != ENGINE_NONE) {
+				rc = eng_value_sum(e, c, s, &sum);
+				if (rc)
+					return rc;
+			}
+			if (s->type == ENGINE_VEC) {
+				at = row++;
+				vl = c->dim * (uint32_t)sizeof(float);
+			} else if (s->type != ENGINE_NONE) {
+				at = vb->len;
+				vl = s->len;
+				eng_buf_put(vb, s->val, s->len);
+				eng_buf_u8(vb, 0);
+			}
 			kl = strlen(s->key);
-			eng_buf_u64(b, s->hlc);
-			eng_buf_u32(b, s->writer);
-			eng_buf_u8(b, s->type);
-			eng_buf_u8(b, 0);
-			eng_buf_u16(b, 0);
-			eng_buf_u32(b, (uint32_t)kl);
-			eng_buf_u32(b, s->val ? s->len : 0);
-			eng_buf_cstamp(b, s->type ? &s->created : &none);
-			eng_buf_put(b, s->key, kl + 1);
-			if (s->val)
-				eng_buf_put(b, s->val, s->len);
-			eng_buf_u8(b, 0);
-			eng_buf_align(b, 8);
+			eng_buf_u64(kb, s->hlc);
+			eng_buf_u32(kb, s->writer);
+			eng_buf_u8(kb, s->type);
+			eng_buf_u8(kb, 0);
+			eng_buf_u16(kb, 0);
+			eng_buf_u32(kb, (uint32_t)kl);
+			eng_buf_u32(kb, vl);
+			eng_buf_u64(kb, at);
+			eng_buf_u64(kb, sum);
+			eng_buf_cstamp(kb, s->type ? &s->created : &none);
+			eng_buf_put(kb, s->key, kl + 1);
+			eng_buf_align(kb, 8);
 		}
 	}
-	return b->err;
+	if (kb->err || vb->err)
+		return eng_fail(-ENOMEM, "out of memory");
+	return 0;
 }
 
 /* A live vector entry of the collection. */
@@ -118,23 +177,18 @@ static bool eng_is_vec(const struct eng_ent *s)
 
 /*
  * One vector collection: live rows packed in creation order (so that the
- * block loads in order), then their keys and stamps.
+ * block loads in order); their keys are in the keys object.
  */
 static int eng_vec_build(struct engine *e, const struct eng_coll *c,
 			 struct eng_buf *b)
 {
-	size_t nl = strlen(c->name), off, keys = 0, i;
+	size_t nl = strlen(c->name), off, i;
 	size_t rowbytes = (size_t)c->dim * sizeof(float);
 
 	off = ENG_VEC_HDR + nl + 1;
 	off = (off + 63) & ~(size_t)63;
-	for (i = 0; i < c->nents; i++) {
-		if (eng_is_vec(&c->ents[i]))
-			keys += ENG_VEC_ROW +
-				ENG_PAD8(strlen(c->ents[i].key) + 1);
-	}
-	if (eng_buf_reserve(b, off + c->vec_live * rowbytes + keys))
-		return -ENOMEM;
+	if (eng_buf_reserve(b, off + c->vec_live * rowbytes))
+		return eng_fail(-ENOMEM, "out of memory");
 	eng_buf_put(b, ENG_VEC_MAGIC, ENG_MAGIC_LEN);
 	eng_buf_u32(b, ENG_FORMAT_VERSION);
 	eng_buf_u32(b, c->dim);
@@ -149,21 +203,7 @@ static int eng_vec_build(struct engine *e, const struct eng_coll *c,
 			eng_buf_put(b, eng_vec_row(c, c->ents[i].len),
 				    rowbytes);
 	}
-	for (i = 0; i < c->nents; i++) {
-		const struct eng_ent *s = &c->ents[i];
-		size_t kl;
-
-		if (!eng_is_vec(s))
-			continue;
-		kl = strlen(s->key);
-		eng_buf_u64(b, s->hlc);
-		eng_buf_u32(b, s->writer);
-		eng_buf_u32(b, (uint32_t)kl);
-		eng_buf_cstamp(b, &s->created);
-		eng_buf_put(b, s->key, kl + 1);
-		eng_buf_align(b, 8);
-	}
-	return b->err;
+	return b->err ? eng_fail(-ENOMEM, "out of memory") : 0;
 }
 
 /*
@@ -173,12 +213,12 @@ static int eng_vec_build(struct engine *e, const struct eng_coll *c,
  * later.  On success the buffer is taken from b.
  */
 static void eng_vec_adopt(struct engine *e, struct eng_coll *c,
-			  struct eng_buf *b)
+			  const char *name, struct eng_buf *b)
 {
 	int rc;
 
 	pthread_rwlock_wrlock(&e->lock);
-	rc = eng_map_keep(e, b->p, b->len, NULL);
+	rc = eng_map_keep(e, b->p, b->len, NULL, name, false);
 	if (!rc) {
 		rc = eng_vec_compact(e, c, b->p, b->len);
 		if (rc)
@@ -337,7 +377,7 @@ int eng_checkpoint_locked(struct engine *e)
 {
 	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
 	struct eng_manifest m = { 0 };
-	struct eng_buf b = { 0 };
+	struct eng_buf b = { 0 }, vb = { 0 };
 	char key[ENG_NAME_MAX], *text = NULL;
 	uint64_t hlc, cut, total = 0;
 	size_t i, nvec = 0, len;
@@ -361,7 +401,7 @@ int eng_checkpoint_locked(struct engine *e)
 	for (i = 0; i < e->ncolls; i++)
 		nvec += e->colls[i]->vec_live > 0;
 	m.writers = calloc(e->nwriters + 1, sizeof(*m.writers));
-	m.objs = calloc(nvec + e->n_exts + 2, sizeof(*m.objs));
+	m.objs = calloc(nvec + e->n_exts + 3, sizeof(*m.objs));
 	if (!m.writers || !m.objs) {
 		rc = eng_fail(-ENOMEM, "out of memory");
 		goto out_free;
@@ -372,12 +412,16 @@ int eng_checkpoint_locked(struct engine *e)
 	}
 
 	/* Readers may run meanwhile; commits wait on commit_lock. */
-	strcpy(m.objs[0].name, "kv");
-	m.nobjs = 1;
-	rc = eng_kv_build(e, cut, &b);
+	strcpy(m.objs[0].name, ENG_OBJ_KEYS);
+	strcpy(m.objs[1].name, ENG_OBJ_VALUES);
+	m.nobjs = 2;
+	rc = eng_keys_build(e, cut, &b, &vb);
 	if (!rc)
 		rc = eng_ckpt_put(e, m.id, &m.objs[0], &b);
+	if (!rc)
+		rc = eng_ckpt_put(e, m.id, &m.objs[1], &vb);
 	eng_buf_free(&b);
+	eng_buf_free(&vb);
 	if (rc)
 		goto out_undo;
 	for (i = 0; i < e->ncolls; i++) {
@@ -386,7 +430,7 @@ int eng_checkpoint_locked(struct engine *e)
 
 		if (!c->vec_live)
 			continue;
-		snprintf(o->name, sizeof(o->name), "vec-%zu", m.nobjs - 1);
+		snprintf(o->name, sizeof(o->name), "vec-%zu", m.nobjs - 2);
 		o->coll = c->name; /* borrowed; not freed below */
 		o->dim = c->dim;
 		o->rows = c->vec_live;
@@ -394,8 +438,10 @@ int eng_checkpoint_locked(struct engine *e)
 		rc = eng_vec_build(e, c, &b);
 		if (!rc)
 			rc = eng_ckpt_put(e, m.id, o, &b);
-		if (!rc)
-			eng_vec_adopt(e, c, &b);
+		if (!rc) {
+			snprintf(key, sizeof(key), "ckpt/%s/%s", m.id, o->name);
+			eng_vec_adopt(e, c, key, &b);
+		}
 		eng_buf_free(&b);
 		if (rc)
 			goto out_undo;

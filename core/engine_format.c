@@ -490,7 +490,8 @@ int eng_seg_parse_hdr(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
 		return *why = h->version > ENG_FORMAT_VERSION
 				      ? "segment format is newer than this "
 					"program"
-				      : "segment format 1 is not supported",
+				      : "segment format is older than this "
+					"program's and was never released",
 		       -EPROTO;
 	if (wl == 0 || wl > ENG_WRITER_MAX || p[11])
 		return *why = "bad writer id in segment header", -EBADMSG;
@@ -575,7 +576,10 @@ static int eng_manifest_obj(json_t *jo, struct eng_mobj *o)
 		return eng_ext_name_valid(name + 4);
 	}
 	if (strncmp(name, "vec-", 4) != 0)
-		return strcmp(name, "kv") == 0 ? 0 : -EINVAL;
+		return strcmp(name, ENG_OBJ_KEYS) == 0 ||
+				       strcmp(name, ENG_OBJ_VALUES) == 0
+			       ? 0
+			       : -EINVAL;
 	name = json_string_value(json_object_get(jo, "coll"));
 	if (!name || eng_name_valid(name, strlen(name), ENGINE_KEY_MAX))
 		return -EINVAL;
@@ -585,6 +589,32 @@ static int eng_manifest_obj(json_t *jo, struct eng_mobj *o)
 	o->dim = (uint32_t)dim;
 	o->coll = strdup(name);
 	return o->coll ? 0 : -ENOMEM;
+}
+
+/* Object names unique; one keys and one values object; vec colls unique. */
+static int eng_manifest_objs_valid(const struct eng_manifest *m,
+				   const char **why)
+{
+	size_t i, j, keys = 0, values = 0;
+
+	for (i = 0; i < m->nobjs; i++) {
+		const struct eng_mobj *o = &m->objs[i];
+
+		keys += strcmp(o->name, ENG_OBJ_KEYS) == 0;
+		values += strcmp(o->name, ENG_OBJ_VALUES) == 0;
+		for (j = 0; j < i; j++) {
+			if (strcmp(m->objs[j].name, o->name) == 0 ||
+			    (o->coll && m->objs[j].coll &&
+			     strcmp(m->objs[j].coll, o->coll) == 0))
+				return *why = "manifest lists an object or a "
+					      "vector collection twice",
+				       -EUCLEAN;
+		}
+	}
+	if (keys != 1 || values != 1)
+		return *why = "manifest lacks the keys or values object",
+		       -EUCLEAN;
+	return 0;
 }
 
 int eng_manifest_parse(const void *p, size_t n, struct eng_manifest *m,
@@ -612,7 +642,8 @@ int eng_manifest_parse(const void *p, size_t n, struct eng_manifest *m,
 	if (version != ENG_FORMAT_VERSION) {
 		*why = version > ENG_FORMAT_VERSION
 			       ? "checkpoint format is newer than this program"
-			       : "checkpoint format 1 is not supported";
+			       : "checkpoint format is older than this "
+				 "program's and was never released";
 		rc = -EPROTO;
 		goto out_json;
 	}
@@ -653,6 +684,8 @@ int eng_manifest_parse(const void *p, size_t n, struct eng_manifest *m,
 			goto out_json;
 		}
 	}
+	if (eng_manifest_objs_valid(m, why))
+		goto out_json;
 	json_decref(root);
 	return 0;
 out_json:

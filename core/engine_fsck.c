@@ -139,37 +139,182 @@ static int fsck_format(struct fsck *f)
 	return 0;
 }
 
-/* Checks one object a manifest lists. */
-static int fsck_ckpt_obj(struct fsck *f, const struct eng_manifest *m,
-			 const struct eng_mobj *o)
+/* Checks an extension object: any damage is only a warning. */
+static int fsck_ext_obj(struct fsck *f, const char *key,
+			const struct eng_mobj *o)
 {
 	/* an extension can always be rebuilt: its damage is no problem */
-	const char *ext = o->ext ? " (an extension: open rebuilds it)" : "";
-	char key[ENG_NAME_MAX];
-	const char *why;
+	const char *ext = " (an extension: open rebuilds it)";
 	void *p;
 	size_t n;
 	int rc;
 
-	snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
 	rc = backend_get(f->be, key, &p, &n);
 	if (rc == -ENOENT) {
-		fsck_say(f, o->ext, key, "listed in the manifest but missing%s",
+		fsck_say(f, true, key, "listed in the manifest but missing%s",
 			 ext);
 		return 0;
 	}
 	if (rc)
 		return rc;
 	if (n != o->size)
-		fsck_say(f, o->ext, key, "size %zu, manifest says %llu%s", n,
+		fsck_say(f, true, key, "size %zu, manifest says %llu%s", n,
 			 (unsigned long long)o->size, ext);
 	else if (XXH3_64bits(p, n) != o->xxh3)
-		fsck_say(f, o->ext, key, "checksum mismatch%s", ext);
-	else if (!o->ext && (o->coll ? eng_vec_check(p, n, o, m->nwriters, &why)
-				     : eng_kv_check(p, n, m, &why)) != 0)
-		fsck_say(f, false, key, "%s", why);
+		fsck_say(f, true, key, "checksum mismatch%s", ext);
 	free(p);
 	return 0;
+}
+
+/* What fsck learns about each object of one checkpoint. */
+struct fsck_cobj {
+	struct eng_loaded l;
+	char key[ENG_NAME_MAX];
+	bool sum_bad;	 /* whole-object xxh3 mismatch (values, vec) */
+	size_t nbad;	 /* values in it that fail their own xxh3 */
+	char names[200]; /* the first of them */
+};
+
+struct fsck_bad {
+	struct fsck_cobj *objs;
+};
+
+static void fsck_bad_value(void *arg, size_t obj, const char *coll,
+			   const char *key)
+{
+	struct fsck_cobj *o = &((struct fsck_bad *)arg)->objs[obj];
+	size_t n = strlen(o->names);
+
+	if (o->nbad++ < 3 && n < sizeof(o->names) - 1)
+		snprintf(o->names + n, sizeof(o->names) - n, "%s%s/%s",
+			 n ? ", " : "", coll, key);
+}
+
+/*
+ * Reads object o (mapped if the backend can) and checks its size, its
+ * header and, for the keys object, its checksum and structure.  Leaves
+ * c->l.data NULL unless the object can be used to check values.
+ */
+static int fsck_ckpt_obj(struct fsck *f, const struct eng_manifest *m,
+			 const struct eng_mobj *o, struct fsck_cobj *c)
+{
+	const char *why = NULL;
+	int rc;
+
+	snprintf(c->key, sizeof(c->key), "ckpt/%s/%s", m->id, o->name);
+	if (o->ext)
+		return fsck_ext_obj(f, c->key, o);
+	rc = eng_obj_load(f->be, c->key, &c->l.data, &c->l.len, &c->l.cookie);
+	if (rc == -ENOENT) {
+		fsck_say(f, false, c->key,
+			 "listed in the manifest but missing");
+		c->l.data = NULL;
+		return 0;
+	}
+	if (rc) {
+		c->l.data = NULL;
+		return rc;
+	}
+	if (c->l.len != o->size) {
+		fsck_say(f, false, c->key, "size %zu, manifest says %llu",
+			 c->l.len, (unsigned long long)o->size);
+		goto out_release;
+	}
+	if (o->coll)
+		rc = eng_vec_check(c->l.data, c->l.len, o, &why);
+	else if (strcmp(o->name, ENG_OBJ_VALUES) == 0)
+		rc = eng_vals_check(c->l.data, c->l.len, &why);
+	c->sum_bad = XXH3_64bits(c->l.data, c->l.len) != o->xxh3;
+	if (rc) {
+		fsck_say(f, false, c->key, "%s", why);
+		goto out_release;
+	}
+	if (strcmp(o->name, ENG_OBJ_KEYS) != 0)
+		return 0; /* a bad checksum is reported with the values */
+	if (c->sum_bad) {
+		fsck_say(f, false, c->key, "checksum mismatch");
+		goto out_release;
+	}
+	rc = eng_keys_check(c->l.data, c->l.len, m, &why);
+	if (rc) {
+		fsck_say(f, false, c->key, "%s", why);
+		goto out_release;
+	}
+	return 0;
+out_release:
+	eng_obj_release(f->be, c->l.data, c->l.cookie);
+	c->l.data = NULL;
+	return 0;
+}
+
+/* Reports a values or vec object whose values do not all check out. */
+static void fsck_values_say(struct fsck *f, const struct fsck_cobj *c,
+			    bool keys_ok)
+{
+	const char *more = c->nbad > 3 ? ", ..." : "";
+
+	if (c->sum_bad && c->nbad)
+		fsck_say(f, false, c->key,
+			 "checksum mismatch: %zu damaged value%s (%s%s)",
+			 c->nbad, c->nbad == 1 ? "" : "s", c->names, more);
+	else if (c->sum_bad)
+		fsck_say(f, false, c->key, "checksum mismatch%s",
+			 keys_ok ? " (every value checks out: the damage is "
+				   "outside them)"
+				 : "");
+	else if (c->nbad)
+		fsck_say(f, false, c->key,
+			 "%zu value%s do not match the checksum in the keys "
+			 "object (%s%s)",
+			 c->nbad, c->nbad == 1 ? "" : "s", c->names, more);
+}
+
+/*
+ * Checks every object of checkpoint m: sizes, headers, checksums, the
+ * keys object's structure, and each value against its own xxh3 (so that
+ * a damaged values object names the keys it affects).
+ */
+static int fsck_ckpt_objs(struct fsck *f, const struct eng_manifest *m)
+{
+	struct fsck_cobj *objs = calloc(m->nobjs + 1, sizeof(*objs));
+	struct fsck_bad bad = { .objs = objs };
+	size_t i, ki = SIZE_MAX;
+	int rc = 0;
+
+	if (!objs)
+		return -ENOMEM;
+	for (i = 0; i < m->nobjs && !rc; i++) {
+		rc = fsck_ckpt_obj(f, m, &m->objs[i], &objs[i]);
+		if (strcmp(m->objs[i].name, ENG_OBJ_KEYS) == 0)
+			ki = i;
+	}
+	if (rc)
+		goto out_release;
+	if (ki != SIZE_MAX && objs[ki].l.data) {
+		struct eng_loaded *ls = calloc(m->nobjs + 1, sizeof(*ls));
+
+		if (!ls) {
+			rc = -ENOMEM;
+			goto out_release;
+		}
+		for (i = 0; i < m->nobjs; i++)
+			ls[i] = objs[i].l;
+		eng_values_verify(m, ls, ki, fsck_bad_value, &bad);
+		free(ls);
+	}
+	for (i = 0; i < m->nobjs; i++) {
+		if (i != ki && !m->objs[i].ext && objs[i].l.data)
+			fsck_values_say(f, &objs[i],
+					ki != SIZE_MAX && objs[ki].l.data);
+	}
+out_release:
+	for (i = 0; i < m->nobjs; i++) {
+		if (objs[i].l.data)
+			eng_obj_release(f->be, objs[i].l.data,
+					objs[i].l.cookie);
+	}
+	free(objs);
+	return rc;
 }
 
 /* Checks checkpoint objects [from, to) of f->objs, all of one id. */
@@ -202,11 +347,9 @@ static int fsck_ckpt(struct fsck *f, const char *id, size_t from, size_t to)
 	}
 	if (strcmp(m.id, id) != 0)
 		fsck_say(f, false, key, "manifest names checkpoint %s", m.id);
-	for (i = 0; i < m.nobjs; i++) {
-		rc = fsck_ckpt_obj(f, &m, &m.objs[i]);
-		if (rc)
-			goto out_free;
-	}
+	rc = fsck_ckpt_objs(f, &m);
+	if (rc)
+		goto out_free;
 	for (i = from; i < to; i++) {
 		eng_ckpt_parse_name(f->objs[i].key, oid, obj, sizeof(obj));
 		for (j = 0; j < m.nobjs; j++) {

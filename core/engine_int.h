@@ -17,23 +17,33 @@
 #error "lodefs uses checkpoints in place and needs a little-endian host"
 #endif
 
-#define ENG_FORMAT_VERSION 2
+#define ENG_FORMAT_VERSION 3
 #define ENG_WRITER_MAX	   32
 #define ENG_FORMAT_KEY	   "lodefs.format"
 #define ENG_SEG_MAGIC	   "LODEFSSG"
-#define ENG_KV_MAGIC	   "LODEFSKV"
+#define ENG_KEYS_MAGIC	   "LODEFSKV"
+#define ENG_VALS_MAGIC	   "LODEFSVL"
 #define ENG_VEC_MAGIC	   "LODEFSVC"
 #define ENG_MAGIC_LEN	   8
 #define ENG_SEG_HDR	   64
 #define ENG_REC_HDR	   24
 #define ENG_TRAILER	   8
 #define ENG_NO_WRITER	   UINT32_MAX
-/* checkpoint object layouts: see engine_load.c */
-#define ENG_KV_HDR  16
-#define ENG_KV_COLL 48
-#define ENG_KV_ENT  40
-#define ENG_VEC_HDR 40
-#define ENG_VEC_ROW 32
+/*
+ * Checkpoint objects besides vec-<n> and ext-<name>: the keys object (the
+ * key index: keys, stamps, where each value is and its xxh3; named "kv"
+ * as before the values moved out) and the values object.  Layouts: see
+ * engine_load.c and docs/FORMAT.md.
+ */
+#define ENG_OBJ_KEYS   "kv"
+#define ENG_OBJ_VALUES "values"
+#define ENG_KEYS_HDR   16
+#define ENG_KEYS_COLL  48
+#define ENG_KEYS_ENT   56
+#define ENG_KEYS_AT    24 /* in an entry: u64 value offset (VEC: row) */
+#define ENG_KEYS_SUM   32 /* in an entry: u64 xxh3 of the value */
+#define ENG_VALS_HDR   16
+#define ENG_VEC_HDR    40
 /* creation reference after a put record's value: u64, u32, u32, writer */
 #define ENG_REC_CREF 16
 #define ENG_PAD8(x)  (((x) + 7) & ~(size_t)7)
@@ -218,7 +228,7 @@ struct eng_mwriter {
 };
 
 struct eng_mobj {
-	char name[48]; /* "kv", "vec-<n>", "ext-<name>" */
+	char name[48]; /* "keys", "values", "vec-<n>", "ext-<name>" */
 	bool ext;      /* an extension object: never needed to open */
 	char *coll;    /* vec objects: the collection */
 	uint32_t dim;  /* vec objects */
@@ -244,7 +254,15 @@ void eng_manifest_free(struct eng_manifest *m);
 
 /* --- in-memory state ------------------------------------------------------ */
 
+/* eng_ent.own */
 #define ENG_OWN 1 /* key (and the value after it) is one malloc'd block */
+/*
+ * The key is the key of an entry of a checkpoint's keys object, and the
+ * value (or row) is the one that entry describes: the entry's header, with
+ * the value's xxh3, sits ENG_KEYS_ENT bytes before the key.  Reads check
+ * the value against it (values are not read at open).
+ */
+#define ENG_CKV 2
 
 /*
  * Where a key (or a collection) sits in iteration order: the batch that
@@ -268,7 +286,7 @@ struct eng_ent {
 	struct eng_cstamp created; /* live entries: their place in order */
 	uint32_t hash;
 	uint8_t type; /* ENGINE_NONE: tombstone */
-	uint8_t own;
+	uint8_t own;  /* ENG_OWN, ENG_CKV */
 };
 
 struct eng_vblock {
@@ -278,6 +296,16 @@ struct eng_vblock {
 	size_t cap;
 	size_t start; /* global index of row 0 */
 	bool owned;
+	/*
+	 * A block used in place from a checkpoint's vec object is checked
+	 * against the object's xxh3 when engine_with_vecs first hands it out
+	 * (not at open): 0 not yet, 1 intact, -1 damaged.  Readers set it
+	 * under the read lock, hence atomic.  Other blocks start at 1.
+	 */
+	_Atomic int verified;
+	const uint8_t *obj; /* the whole vec object, obj_len bytes */
+	size_t obj_len;
+	uint64_t obj_xxh3;
 };
 
 /*
@@ -318,6 +346,12 @@ struct eng_map {
 	const uint8_t *data;
 	size_t len;
 	void *cookie; /* backend_map cookie; NULL when data is malloc'd */
+	/*
+	 * A mapped values object: its pages are read only when a value is,
+	 * so it is not counted in mem_bytes.
+	 */
+	bool lazy;
+	char name[ENG_NAME_MAX]; /* the object's key, for error messages */
 };
 
 struct engine {
@@ -374,7 +408,12 @@ struct eng_ext {
 };
 
 /* Flags for the apply functions. */
-#define ENG_STABLE   1u /* key/value live as long as the engine: no copy */
+/*
+ * ENG_STABLE: the key is an entry's in a loaded keys object and the value
+ * the one it describes (both live as long as the engine: no copy; the
+ * entry gets ENG_CKV).
+ */
+#define ENG_STABLE   1u
 #define ENG_OBSERVE  2u /* report the change to the observer */
 #define ENG_ADOPT    4u /* VEC: `row` already holds the data (loading) */
 #define ENG_OBS_CKPT 8u /* observer flag ENGINE_OBS_CHECKPOINT */
@@ -429,22 +468,35 @@ void eng_coll_first(struct engine *e, struct eng_coll *c,
 void eng_purge_tombs(struct engine *e, uint64_t hlc);
 
 /*
- * Installs a read-only block of `rows` vectors (from a checkpoint) as the
+ * Installs a read-only block of `rows` vectors (from the checkpoint vec
+ * object `obj` of obj_len bytes and xxh3 `sum`, checked lazily) as the
  * collection's first block; the caller then adopts rows with ENG_ADOPT.
  * Only valid while the collection holds no vector block.
  */
 int eng_vec_install(struct engine *e, struct eng_coll *c, const float *data,
-		    size_t rows, uint32_t dim);
+		    size_t rows, uint32_t dim, const uint8_t *obj,
+		    size_t obj_len, uint64_t sum);
 
 /*
  * Replaces a collection's vector blocks by the vec object `buf` just built
  * from them (live vector entries in creation order, as eng_vec_build
- * writes them): rows and keys are then used in place; the caller keeps
- * buf alive with eng_map_keep.  Mapped blocks that nothing uses any more
- * are released.
+ * writes them): rows are then used in place; the caller keeps buf alive
+ * with eng_map_keep.  Mapped blocks that nothing uses any more are
+ * released (the caller holds the write lock: no reader is using them).
  */
 int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
 		    size_t len);
+
+/*
+ * The value of a live entry (a row for vectors) in *data and *len.  A
+ * value from a checkpoint (ENG_CKV) is first checked against the xxh3 its
+ * keys entry records.  Returns 0, or -EIO with engine_last_error() set if
+ * it does not match (the bytes were damaged after they were written).
+ */
+int eng_value_read(const struct engine *e, const struct eng_coll *c,
+		   const struct eng_ent *s, const void **data, size_t *len);
+/* Key of the kept object that contains p, or "a checkpoint object". */
+const char *eng_map_name(const struct engine *e, const void *p);
 
 /*
  * Calls the observer with every live key (after loading checkpoints), in
@@ -454,9 +506,12 @@ void eng_observe_all(struct engine *e);
 
 /* --- loading and replay (engine_load.c) ----------------------------------- */
 
-/* Remembers a mapped/read checkpoint object for the engine's life. */
+/*
+ * Remembers a mapped/read checkpoint object, named `name` (its key), for
+ * the engine's life; `lazy`: a mapped values object (see struct eng_map).
+ */
 int eng_map_keep(struct engine *e, const uint8_t *data, size_t len,
-		 void *cookie);
+		 void *cookie, const char *name, bool lazy);
 /* Releases the kept object that contains p (a vector block). */
 void eng_map_drop(struct engine *e, const void *p);
 /* Reads or maps a whole object; *cookie NULL means free(*data). */
@@ -476,11 +531,38 @@ int eng_ckpt_delete(struct engine *e, const char *id);
 bool eng_ckpt_known(const struct engine *e, const char *id);
 int eng_ckpt_remember(struct engine *e, const char *id);
 
-/* Checks a kv / vec checkpoint object's structure without applying it. */
-int eng_kv_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
-		 const char **why);
+/* A checkpoint object as read (data NULL: not at hand). */
+struct eng_loaded {
+	const uint8_t *data;
+	size_t len;
+	void *cookie; /* eng_obj_load's */
+};
+
+/*
+ * Checks a keys object's structure against manifest m: names, stamps,
+ * values inside the values object the manifest lists, vector rows
+ * matching its vec objects.  Reads no value.  Returns 0 or -EUCLEAN
+ * (-EPROTO for another format version) with *why set.
+ */
+int eng_keys_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
+		   const char **why);
+/* Checks the header of a values / vec object (manifest entry o). */
+int eng_vals_check(const uint8_t *p, size_t n, const char **why);
 int eng_vec_check(const uint8_t *p, size_t n, const struct eng_mobj *o,
-		  size_t nwriters, const char **why);
+		  const char **why);
+
+/*
+ * Checks every value of a checkpoint (whose keys object, objs[ki], has
+ * passed eng_keys_check) against the xxh3 its keys entry records, in the
+ * objects of objs (manifest order) that are at hand.  Calls bad(arg,
+ * object index, collection, key) for each that does not match.  Returns
+ * the number of bad values.
+ */
+typedef void eng_bad_value_fn(void *arg, size_t obj, const char *coll,
+			      const char *key);
+size_t eng_values_verify(const struct eng_manifest *m,
+			 const struct eng_loaded *objs, size_t ki,
+			 eng_bad_value_fn *bad, void *arg);
 
 /* 0 if s is a valid extension name ([a-z0-9_]{1,32}). */
 int eng_ext_name_valid(const char *s);

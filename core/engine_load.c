@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -42,7 +44,7 @@ void eng_obj_release(struct backend *be, const uint8_t *data, void *cookie)
 }
 
 int eng_map_keep(struct engine *e, const uint8_t *data, size_t len,
-		 void *cookie)
+		 void *cookie, const char *name, bool lazy)
 {
 	if (e->nmaps == e->maps_cap) {
 		size_t cap = e->maps_cap ? e->maps_cap * 2 : 8;
@@ -56,8 +58,24 @@ int eng_map_keep(struct engine *e, const uint8_t *data, size_t len,
 	e->maps[e->nmaps].data = data;
 	e->maps[e->nmaps].len = len;
 	e->maps[e->nmaps].cookie = cookie;
+	e->maps[e->nmaps].lazy = lazy;
+	snprintf(e->maps[e->nmaps].name, sizeof(e->maps[0].name), "%s", name);
 	e->nmaps++;
 	return 0;
+}
+
+const char *eng_map_name(const struct engine *e, const void *p)
+{
+	const uint8_t *q = p;
+	size_t i;
+
+	for (i = 0; i < e->nmaps; i++) {
+		const struct eng_map *m = &e->maps[i];
+
+		if (q >= m->data && q < m->data + m->len)
+			return m->name;
+	}
+	return "a checkpoint object";
 }
 
 void eng_map_drop(struct engine *e, const void *p)
@@ -107,161 +125,368 @@ int eng_ckpt_remember(struct engine *e, const char *id)
 /* --- checkpoint objects --------------------------------------------------- */
 
 /*
- * kv object: magic "LODEFSKV", u32 version, u32 collection count; per
- * collection: u32 name length, u32 0, u64 entries, u64 drop HLC, u32 drop
- * writer, u32 0, the collection's place (creation stamp: u64 HLC, u32
- * writer, u32 index; HLC 0: none), name, NUL, pad to 8; per entry: u64
- * HLC, u32 writer, u8 type, u8 0, u16 0, u32 key length, u32 value length,
- * creation stamp (all 0 for a tombstone), key, NUL, value, NUL, pad to 8.
- * Writers index the manifest's writer list.  Live entries come in
- * creation order.
+ * kv object, the key index (ENG_OBJ_KEYS; "keys object" below): magic
+ * "LODEFSKV", u32 version, u32 collection count; per
+ * collection, in ascending name order: u32 name length, u32 0, u64
+ * entries, u64 drop HLC, u32 drop writer, u32 0, the collection's place
+ * (creation stamp: u64 HLC, u32 writer, u32 index; HLC 0: none), name,
+ * NUL, pad to 8; per entry: u64 HLC, u32 writer, u8 type (0 tombstone,
+ * 1 JSON, 2 BLOB, 3 VEC), u8 0, u16 0, u32 key length, u32 value length,
+ * u64 value offset in the values object (VEC: row in the collection's vec
+ * object), u64 xxh3 of the value, creation stamp (all 0 for a
+ * tombstone), key, NUL, pad to 8.  Writers index the manifest's writer
+ * list.  Live entries come in creation order, a collection's vector rows
+ * in row order.
+ *
+ * values object: magic "LODEFSVL", u32 version, u32 0, then every JSON
+ * and BLOB value followed by a NUL, packed.  Open never reads it: a
+ * value is read (and checked against its xxh3) when it is used.
  */
 
-/* Decodes a creation stamp; its writer must index the manifest's list. */
-static int eng_cstamp_get(const uint8_t *p, size_t nw, const uint32_t *wmap,
-			  struct eng_cstamp *cs)
+/*
+ * Decodes a creation stamp; its writer must index the manifest's list
+ * (and is translated to the engine's when the stamp is applied).
+ */
+static int eng_cstamp_get(const uint8_t *p, size_t nw, struct eng_cstamp *cs)
 {
 	cs->hlc = eng_le64(p);
 	cs->writer = eng_le32(p + 8);
 	cs->idx = eng_le32(p + 12);
 	if (!cs->hlc)
 		return cs->writer || cs->idx ? -EUCLEAN : 0;
-	if (cs->writer >= nw)
-		return -EUCLEAN;
-	if (wmap)
-		cs->writer = wmap[cs->writer];
+	return cs->writer < nw ? 0 : -EUCLEAN;
+}
+
+enum eng_walk_mode {
+	ENG_WALK_CHECK,	 /* structure only */
+	ENG_WALK_VERIFY, /* values at hand against their xxh3 */
+	ENG_WALK_APPLY,	 /* into the engine (after a CHECK) */
+};
+
+/* A walk over a keys object: what it needs besides the object. */
+struct eng_kwalk {
+	enum eng_walk_mode mode;
+	const struct eng_manifest *m;
+	const struct eng_loaded *objs; /* manifest order (VERIFY, APPLY) */
+	uint64_t vals_size;	       /* from the manifest */
+	size_t vals;		       /* index of the values object */
+	struct engine *e;	       /* APPLY */
+	const uint32_t *wmap;	       /* APPLY: manifest writer -> ours */
+	unsigned flags;		       /* APPLY */
+	eng_bad_value_fn *bad;	       /* VERIFY */
+	void *bad_arg;
+	size_t nbad;
+};
+
+/* The floats of vec object o as loaded (its header has been checked). */
+static const float *eng_vec_data(const struct eng_loaded *l)
+{
+	return (const float *)(const void *)(l->data + eng_le64(l->data + 24));
+}
+
+/* VERIFY: checks one value at hand against the xxh3 of its entry. */
+static void eng_walk_verify(struct eng_kwalk *w, const char *coll,
+			    const char *key, uint8_t type, size_t vi,
+			    uint64_t at, uint32_t vl, uint64_t sum)
+{
+	const struct eng_loaded *l;
+	const uint8_t *v;
+	size_t obj = type == ENGINE_VEC ? vi : w->vals;
+
+	l = &w->objs[obj];
+	if (!l->data)
+		return;
+	if (type == ENGINE_VEC)
+		v = (const uint8_t *)(eng_vec_data(l) + at * (vl / 4));
+	else
+		v = l->data + at;
+	if (XXH3_64bits(v, vl) == sum && (type == ENGINE_VEC || !v[vl]))
+		return;
+	w->nbad++;
+	if (w->bad)
+		w->bad(w->bad_arg, obj, coll, key);
+}
+
+/* APPLY: one entry of collection c. */
+static int eng_walk_apply(struct eng_kwalk *w, struct eng_coll *c,
+			  const char *key, uint8_t type, size_t vi, bool adopt,
+			  uint64_t at, uint32_t vl, uint64_t hlc, uint32_t wr,
+			  const struct eng_cstamp *cs)
+{
+	unsigned flags = w->flags | ENG_STABLE;
+	const void *val;
+
+	if (type == ENGINE_NONE)
+		return eng_apply_del(w->e, c, key, hlc, w->wmap[wr], flags);
+	if (type == ENGINE_VEC) {
+		val = eng_vec_data(&w->objs[vi]) + at * (vl / 4);
+		if (adopt)
+			flags |= ENG_ADOPT;
+	} else {
+		/* a pointer into the values object: nothing is read yet */
+		val = w->objs[w->vals].data + at;
+	}
+	return eng_apply_put(w->e, c, key, type, val, vl, hlc, w->wmap[wr], cs,
+			     flags, (size_t)at);
+}
+
+/* Index of the vec object of collection `name` in the manifest, or -1. */
+static size_t eng_vec_obj(const struct eng_manifest *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->nobjs; i++) {
+		if (m->objs[i].coll && strcmp(m->objs[i].coll, name) == 0)
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/*
+ * APPLY: uses vec object vi for collection c in place if c holds no
+ * vectors yet (*adopt: its entries then adopt their rows); otherwise
+ * (merging checkpoints) vectors are copied as they apply.
+ */
+static int eng_vec_use(struct eng_kwalk *w, struct eng_coll *c, size_t vi,
+		       bool *adopt)
+{
+	const struct eng_mobj *o = &w->m->objs[vi];
+	const struct eng_loaded *l = &w->objs[vi];
+	const float *data = eng_vec_data(l);
+
+	*adopt = false;
+	if (c->nvb || !o->rows || (uintptr_t)data % sizeof(float))
+		return 0;
+	if (eng_vec_install(w->e, c, data, (size_t)o->rows, o->dim, l->data,
+			    l->len, o->xxh3))
+		return -ENOMEM;
+	*adopt = true;
 	return 0;
 }
 
-/* Walks a kv object; with e != NULL applies it, else only checks it. */
-static int eng_kv_walk(const uint8_t *p, size_t n, size_t nw, struct engine *e,
-		       const uint32_t *wmap, unsigned flags, const char **why)
+/* Walks the entries of one collection section starting at *pos. */
+static int eng_walk_coll(struct eng_kwalk *w, const uint8_t *p, size_t n,
+			 size_t *pos, const char *name, uint64_t nent,
+			 struct eng_coll *c, size_t vi, bool adopt,
+			 const char **why)
 {
-	size_t pos = ENG_KV_HDR;
-	uint32_t ncoll, i;
+	const struct eng_mobj *vo = vi == SIZE_MAX ? NULL : &w->m->objs[vi];
+	size_t nw = w->m->nwriters;
+	uint64_t k, rows = 0;
 
-	if (n < ENG_KV_HDR || memcmp(p, ENG_KV_MAGIC, ENG_MAGIC_LEN) != 0)
-		return *why = "bad kv object header", -EUCLEAN;
+	for (k = 0; k < nent; k++) {
+		struct eng_cstamp cs;
+		uint64_t hlc, at, sum;
+		uint32_t wr, kl, vl;
+		const uint8_t *q;
+		uint8_t type;
+		const char *key;
+		int rc;
+
+		if (n - *pos < ENG_KEYS_ENT)
+			return *why = "entry past the end", -EUCLEAN;
+		q = p + *pos;
+		hlc = eng_le64(q);
+		wr = eng_le32(q + 8);
+		type = q[12];
+		kl = eng_le32(q + 16);
+		vl = eng_le32(q + 20);
+		at = eng_le64(q + ENG_KEYS_AT);
+		sum = eng_le64(q + ENG_KEYS_SUM);
+		if (q[13] || eng_le16(q + 14) || wr >= nw ||
+		    eng_cstamp_get(q + 40, nw, &cs) ||
+		    (type != ENGINE_NONE) != (cs.hlc != 0))
+			return *why = "bad entry header", -EUCLEAN;
+		*pos += ENG_KEYS_ENT;
+		if (kl >= n - *pos || p[*pos + kl])
+			return *why = "key past the end", -EUCLEAN;
+		key = (const char *)p + *pos;
+		if (w->mode == ENG_WALK_CHECK &&
+		    eng_name_valid(key, kl, ENGINE_KEY_MAX))
+			return *why = "invalid key", -EUCLEAN;
+		*pos = ENG_PAD8(*pos + kl + 1);
+		if (*pos > n)
+			return *why = "key past the end", -EUCLEAN;
+		switch (type) {
+		case ENGINE_NONE:
+			if (vl || at || sum)
+				return *why = "tombstone with a value",
+				       -EUCLEAN;
+			break;
+		case ENGINE_JSON:
+		case ENGINE_BLOB:
+			/* the value and its NUL inside the values object */
+			if (at < ENG_VALS_HDR || at >= w->vals_size ||
+			    vl >= w->vals_size - at ||
+			    (type == ENGINE_JSON && !vl))
+				return *why = "value outside the values object",
+				       -EUCLEAN;
+			break;
+		case ENGINE_VEC:
+			if (!vo || at != rows || rows >= vo->rows ||
+			    vl != (uint64_t)vo->dim * sizeof(float))
+				return *why = "vector entry does not match the "
+					      "vec object",
+				       -EUCLEAN;
+			rows++;
+			break;
+		default:
+			return *why = "bad entry type", -EUCLEAN;
+		}
+		if (w->mode == ENG_WALK_VERIFY && type != ENGINE_NONE)
+			eng_walk_verify(w, name, key, type, vi, at, vl, sum);
+		if (w->mode != ENG_WALK_APPLY)
+			continue;
+		/* stamps were checked: translate the writers */
+		if (cs.hlc)
+			cs.writer = w->wmap[cs.writer];
+		rc = eng_walk_apply(w, c, key, type, vi, adopt, at, vl, hlc, wr,
+				    &cs);
+		if (rc < 0)
+			return *why = "out of memory", rc;
+	}
+	if (vo && rows != vo->rows)
+		return *why = "vec object has rows no entry names", -EUCLEAN;
+	return 0;
+}
+
+/* Walks a keys object (see struct eng_kwalk for what it does). */
+static int eng_keys_walk(struct eng_kwalk *w, const uint8_t *p, size_t n,
+			 const char **why)
+{
+	const struct eng_manifest *m = w->m;
+	size_t pos = ENG_KEYS_HDR, nw = m->nwriters, i, nvec = 0, claimed = 0;
+	const char *prev = NULL;
+	uint32_t ncoll;
+	int rc;
+
+	w->vals = SIZE_MAX;
+	for (i = 0; i < m->nobjs; i++) {
+		if (strcmp(m->objs[i].name, ENG_OBJ_VALUES) == 0)
+			w->vals = i;
+		nvec += m->objs[i].coll != NULL;
+	}
+	if (w->vals == SIZE_MAX)
+		return *why = "manifest lacks the values object", -EUCLEAN;
+	w->vals_size = m->objs[w->vals].size;
+	if (n < ENG_KEYS_HDR || memcmp(p, ENG_KEYS_MAGIC, ENG_MAGIC_LEN) != 0)
+		return *why = "bad keys object header", -EUCLEAN;
 	if (eng_le32(p + 8) != ENG_FORMAT_VERSION)
-		return *why = "kv object format is not this program's", -EPROTO;
+		return *why = "keys object format is not this program's",
+		       -EPROTO;
 	ncoll = eng_le32(p + 12);
 	for (i = 0; i < ncoll; i++) {
-		const char *name;
 		struct eng_coll *c = NULL;
 		struct eng_cstamp first;
-		uint64_t nent, drop_hlc, k;
+		uint64_t nent, drop_hlc;
 		uint32_t nl, drop_w;
+		const char *name;
+		bool adopt = false;
+		size_t vi;
 
-		if (n - pos < ENG_KV_COLL)
+		if (n - pos < ENG_KEYS_COLL)
 			return *why = "collection header past the end",
 			       -EUCLEAN;
 		nl = eng_le32(p + pos);
 		nent = eng_le64(p + pos + 8);
 		drop_hlc = eng_le64(p + pos + 16);
 		drop_w = eng_le32(p + pos + 24);
-		if (eng_cstamp_get(p + pos + 32, nw, wmap, &first))
-			return *why = "bad collection place", -EUCLEAN;
-		pos += ENG_KV_COLL;
-		if (nl > n - pos - 1 || p[pos + nl])
+		if (eng_le32(p + pos + 4) || eng_le32(p + pos + 28) ||
+		    eng_cstamp_get(p + pos + 32, nw, &first) ||
+		    (drop_hlc && drop_w >= nw) || (!drop_hlc && drop_w) ||
+		    nent > n / ENG_KEYS_ENT)
+			return *why = "bad collection header", -EUCLEAN;
+		pos += ENG_KEYS_COLL;
+		if (nl >= n - pos || p[pos + nl])
 			return *why = "collection name past the end", -EUCLEAN;
 		name = (const char *)p + pos;
-		if (eng_name_valid(name, nl, ENGINE_KEY_MAX))
+		if (w->mode == ENG_WALK_CHECK &&
+		    eng_name_valid(name, nl, ENGINE_KEY_MAX))
 			return *why = "invalid collection name", -EUCLEAN;
-		if ((drop_hlc && drop_w >= nw) || nent > n / ENG_KV_ENT)
-			return *why = "bad collection header", -EUCLEAN;
+		/* ascending names: each collection has one section */
+		if (prev && strcmp(prev, name) >= 0)
+			return *why = "collections out of order", -EUCLEAN;
+		prev = name;
 		pos = ENG_PAD8(pos + nl + 1);
 		if (pos > n)
 			return *why = "collection past the end", -EUCLEAN;
-		if (e) {
+		vi = eng_vec_obj(m, name);
+		claimed += vi != SIZE_MAX;
+		if (w->mode == ENG_WALK_APPLY) {
+			struct engine *e = w->e;
+
 			c = eng_coll_get(e, name);
 			if (!c || eng_coll_reserve(e, c, (size_t)nent))
 				return *why = "out of memory", -ENOMEM;
-			if (drop_hlc && eng_apply_drop(e, c, drop_hlc,
-						       wmap[drop_w], flags) < 0)
+			if (drop_hlc &&
+			    eng_apply_drop(e, c, drop_hlc, w->wmap[drop_w],
+					   w->flags) < 0)
 				return *why = "out of memory", -ENOMEM;
-			if (first.hlc)
+			if (first.hlc) {
+				first.writer = w->wmap[first.writer];
 				eng_coll_first(e, c, &first);
-		}
-		for (k = 0; k < nent; k++) {
-			struct eng_cstamp cs;
-			uint64_t hlc;
-			uint32_t w, kl, vl;
-			uint8_t type;
-			const char *key, *val;
-			int rc;
-
-			if (n - pos < ENG_KV_ENT)
-				return *why = "entry past the end", -EUCLEAN;
-			hlc = eng_le64(p + pos);
-			w = eng_le32(p + pos + 8);
-			type = p[pos + 12];
-			kl = eng_le32(p + pos + 16);
-			vl = eng_le32(p + pos + 20);
-			if (p[pos + 13] || eng_le16(p + pos + 14) ||
-			    eng_cstamp_get(p + pos + 24, nw, wmap, &cs) ||
-			    (type != ENGINE_NONE) != (cs.hlc != 0))
-				return *why = "bad entry header", -EUCLEAN;
-			pos += ENG_KV_ENT;
-			if (kl > n - pos || n - pos - kl < 2 ||
-			    vl > n - pos - kl - 2)
-				return *why = "entry past the end", -EUCLEAN;
-			key = (const char *)p + pos;
-			val = key + kl + 1;
-			if (key[kl] || val[vl] || w >= nw)
-				return *why = "bad entry", -EUCLEAN;
-			/* the apply pass follows a check pass: skip this */
-			if (!e && eng_name_valid(key, kl, ENGINE_KEY_MAX))
-				return *why = "invalid key", -EUCLEAN;
-			if (type != ENGINE_NONE && type != ENGINE_JSON &&
-			    type != ENGINE_BLOB)
-				return *why = "bad entry type", -EUCLEAN;
-			if (type == ENGINE_NONE && vl)
-				return *why = "tombstone with a value",
-				       -EUCLEAN;
-			pos = ENG_PAD8(pos + kl + vl + 2);
-			if (pos > n)
-				return *why = "entry past the end", -EUCLEAN;
-			if (!e)
-				continue;
-			if (type == ENGINE_NONE)
-				rc = eng_apply_del(e, c, key, hlc, wmap[w],
-						   flags | ENG_STABLE);
-			else
-				rc = eng_apply_put(e, c, key, type, val, vl,
-						   hlc, wmap[w], &cs,
-						   flags | ENG_STABLE, 0);
-			if (rc < 0)
+			}
+			rc = vi == SIZE_MAX ? 0 : eng_vec_use(w, c, vi, &adopt);
+			if (rc)
 				return *why = "out of memory", rc;
 		}
+		rc = eng_walk_coll(w, p, n, &pos, name, nent, c, vi, adopt,
+				   why);
+		if (rc)
+			return rc;
 	}
 	if (pos != n)
 		return *why = "bytes after the last collection", -EUCLEAN;
+	if (claimed != nvec)
+		return *why = "a vec object belongs to no collection", -EUCLEAN;
 	return 0;
 }
 
-int eng_kv_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
-		 const char **why)
+int eng_keys_check(const uint8_t *p, size_t n, const struct eng_manifest *m,
+		   const char **why)
 {
-	return eng_kv_walk(p, n, m->nwriters, NULL, NULL, 0, why);
+	struct eng_kwalk w = { .mode = ENG_WALK_CHECK, .m = m };
+
+	return eng_keys_walk(&w, p, n, why);
+}
+
+size_t eng_values_verify(const struct eng_manifest *m,
+			 const struct eng_loaded *objs, size_t ki,
+			 eng_bad_value_fn *bad, void *arg)
+{
+	struct eng_kwalk w = { .mode = ENG_WALK_VERIFY,
+			       .m = m,
+			       .objs = objs,
+			       .bad = bad,
+			       .bad_arg = arg };
+	const char *why;
+
+	eng_keys_walk(&w, objs[ki].data, objs[ki].len, &why);
+	return w.nbad;
+}
+
+int eng_vals_check(const uint8_t *p, size_t n, const char **why)
+{
+	if (n < ENG_VALS_HDR || memcmp(p, ENG_VALS_MAGIC, ENG_MAGIC_LEN) != 0 ||
+	    eng_le32(p + 12))
+		return *why = "bad values object header", -EUCLEAN;
+	if (eng_le32(p + 8) != ENG_FORMAT_VERSION)
+		return *why = "values object format is not this program's",
+		       -EPROTO;
+	return 0;
 }
 
 /*
  * vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows, u64 data
  * offset (a multiple of 64), u32 name length, u32 0, name, NUL, zeros up
- * to the data offset; rows*dim float32 in creation order; per row: u64
- * HLC, u32 writer, u32 key length, creation stamp (u64 HLC, u32 writer,
- * u32 index), key, NUL, pad to 8.
+ * to the data offset; then rows*dim float32 to the end of the object, in
+ * creation order.  The keys of the rows are in the keys object.
  */
-static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
-			size_t nw, struct engine *e, const uint32_t *wmap,
-			unsigned flags, const char **why)
+int eng_vec_check(const uint8_t *p, size_t n, const struct eng_mobj *o,
+		  const char **why)
 {
-	uint64_t rows, off, i;
+	uint64_t rows, off, rowbytes;
 	uint32_t dim, nl;
-	size_t pos, rowbytes;
-	struct eng_coll *c = NULL;
-	const float *data;
-	bool adopt = false;
 
 	if (n < ENG_VEC_HDR || memcmp(p, ENG_VEC_MAGIC, ENG_MAGIC_LEN) != 0)
 		return *why = "bad vec object header", -EUCLEAN;
@@ -273,88 +498,93 @@ static int eng_vec_walk(const uint8_t *p, size_t n, const struct eng_mobj *o,
 	off = eng_le64(p + 24);
 	nl = eng_le32(p + 32);
 	if (dim != o->dim || rows != o->rows || !o->coll ||
-	    nl != strlen(o->coll) || nl > n - ENG_VEC_HDR - 1 ||
-	    memcmp(p + ENG_VEC_HDR, o->coll, nl) != 0 || off % 64 ||
-	    off < ENG_VEC_HDR + nl + 1 || off > n)
+	    nl != strlen(o->coll) || eng_le32(p + 36) ||
+	    nl > n - ENG_VEC_HDR - 1 ||
+	    memcmp(p + ENG_VEC_HDR, o->coll, nl) != 0 || p[ENG_VEC_HDR + nl] ||
+	    off % 64 || off < ENG_VEC_HDR + nl + 1 || off > n)
 		return *why = "vec object header disagrees with manifest",
 		       -EUCLEAN;
-	rowbytes = (size_t)dim * sizeof(float);
-	if (rows > (n - off) / rowbytes)
-		return *why = "vectors past the end", -EUCLEAN;
-	data = (const float *)(const void *)(p + off);
-	pos = (size_t)(off + rows * rowbytes);
-	if (e) {
-		c = eng_coll_get(e, o->coll);
-		if (!c || eng_coll_reserve(e, c, (size_t)rows))
-			return *why = "out of memory", -ENOMEM;
-		/* zero-copy when the collection has no vectors yet */
-		if (!c->nvb && rows && ((uintptr_t)data % sizeof(float)) == 0) {
-			if (eng_vec_install(e, c, data, (size_t)rows, dim))
-				return *why = "out of memory", -ENOMEM;
-			adopt = true;
-		}
-	}
-	for (i = 0; i < rows; i++) {
-		struct eng_cstamp cs;
-		uint64_t hlc;
-		uint32_t w, kl;
-		const char *key;
-		int rc;
-
-		if (n - pos < ENG_VEC_ROW)
-			return *why = "vector key past the end", -EUCLEAN;
-		hlc = eng_le64(p + pos);
-		w = eng_le32(p + pos + 8);
-		kl = eng_le32(p + pos + 12);
-		if (eng_cstamp_get(p + pos + 16, nw, wmap, &cs) || !cs.hlc)
-			return *why = "bad vector creation stamp", -EUCLEAN;
-		pos += ENG_VEC_ROW;
-		if (kl >= n - pos || w >= nw)
-			return *why = "bad vector key", -EUCLEAN;
-		key = (const char *)p + pos;
-		if (key[kl] || (!e && eng_name_valid(key, kl, ENGINE_KEY_MAX)))
-			return *why = "invalid vector key", -EUCLEAN;
-		pos = ENG_PAD8(pos + kl + 1);
-		if (pos > n)
-			return *why = "vector key past the end", -EUCLEAN;
-		if (!e)
-			continue;
-		rc = eng_apply_put(e, c, key, ENGINE_VEC, data + i * dim,
-				   rowbytes, hlc, wmap[w], &cs,
-				   flags | ENG_STABLE | (adopt ? ENG_ADOPT : 0),
-				   (size_t)i);
-		if (rc < 0)
-			return *why = "out of memory", rc;
-	}
-	if (pos != n)
-		return *why = "bytes after the last vector key", -EUCLEAN;
+	rowbytes = (uint64_t)dim * sizeof(float);
+	if (rows > (n - off) / rowbytes || n - off - rows * rowbytes)
+		return *why = "vectors do not fill the vec object", -EUCLEAN;
 	return 0;
 }
 
-int eng_vec_check(const uint8_t *p, size_t n, const struct eng_mobj *o,
-		  size_t nwriters, const char **why)
+/*
+ * Advice to the kernel about a mapped object; errors are ignored (it is
+ * advice, and a backend's map need not be an mmap).
+ */
+static void eng_advise(const struct eng_loaded *l, int advice)
 {
-	return eng_vec_walk(p, n, o, nwriters, NULL, NULL, 0, why);
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t a, off;
+
+	if (!l->cookie || !l->len || page <= 0)
+		return;
+	a = (uintptr_t)l->data & ~((uintptr_t)page - 1);
+	off = (uintptr_t)l->data - a;
+	madvise((void *)a, l->len + off, advice);
 }
 
-struct eng_loaded {
-	const uint8_t *data;
-	size_t len;
-	void *cookie;
-};
+/*
+ * Reads (maps) object o of checkpoint m and checks what open checks: the
+ * size always; the keys object whole (xxh3 and structure); a vec object's
+ * header.  Values are not read: reads check each against its xxh3, and
+ * a vec block is checked whole when engine_with_vecs first hands it out.
+ */
+static int eng_ckpt_obj_load(struct engine *e, const struct eng_manifest *m,
+			     const struct eng_mobj *o, struct eng_loaded *l)
+{
+	char key[ENG_NAME_MAX];
+	const char *why = NULL;
+	int rc;
+
+	snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
+	rc = eng_obj_load(e->be, key, &l->data, &l->len, &l->cookie);
+	if (rc == -ENOENT)
+		return eng_fail(-EUCLEAN, "checkpoint object %s is missing",
+				key);
+	if (rc)
+		return eng_fail(rc, "cannot read %s", key);
+	if (l->len != o->size)
+		return eng_fail(-EUCLEAN,
+				"checkpoint object %s is damaged (%zu bytes, "
+				"the manifest says %llu)",
+				key, l->len, (unsigned long long)o->size);
+	if (o->coll) {
+		rc = eng_vec_check(l->data, l->len, o, &why);
+	} else if (strcmp(o->name, ENG_OBJ_KEYS) == 0) {
+		/* read it all now, in big requests */
+		eng_advise(l, MADV_WILLNEED);
+		if (XXH3_64bits(l->data, l->len) != o->xxh3)
+			return eng_fail(-EUCLEAN,
+					"checkpoint object %s is damaged "
+					"(checksum mismatch)",
+					key);
+		rc = eng_keys_check(l->data, l->len, m, &why);
+	} else {
+		/* values are read one by one: no readahead around them */
+		eng_advise(l, MADV_RANDOM);
+	}
+	if (rc)
+		return eng_fail(rc, "checkpoint object %s: %s", key, why);
+	return 0;
+}
 
 /*
- * Loads checkpoint `m` into the engine: checks every object against the
- * manifest, then applies it by stamps (merging with what is there).
+ * Loads checkpoint `m` into the engine: checks the objects against the
+ * manifest (values aside, see eng_ckpt_obj_load), then applies the keys
+ * by stamps (merging with what is there).
  */
 static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
 			 unsigned flags)
 {
+	struct eng_kwalk w = { .mode = ENG_WALK_APPLY, .m = m, .e = e };
 	struct eng_loaded *objs;
 	uint32_t *wmap;
 	const char *why = NULL;
 	char key[ENG_NAME_MAX];
-	size_t i;
+	size_t i, ki = SIZE_MAX;
 	int rc = 0;
 
 	objs = calloc(m->nobjs + 1, sizeof(*objs));
@@ -371,74 +601,42 @@ static int eng_ckpt_load(struct engine *e, const struct eng_manifest *m,
 		}
 	}
 	for (i = 0; i < m->nobjs; i++) {
-		const struct eng_mobj *o = &m->objs[i];
-		struct eng_loaded *l = &objs[i];
-
-		if (o->ext)
+		if (m->objs[i].ext)
 			continue; /* optional: see eng_ext_load */
-		snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
-		rc = eng_obj_load(e->be, key, &l->data, &l->len, &l->cookie);
-		if (rc == -ENOENT) {
-			rc = eng_fail(-EUCLEAN,
-				      "checkpoint object %s is missing", key);
-			goto out_release;
-		}
-		if (rc) {
-			rc = eng_fail(rc, "cannot read %s", key);
-			goto out_release;
-		}
-		if (l->len != o->size ||
-		    XXH3_64bits(l->data, l->len) != o->xxh3) {
-			rc = eng_fail(-EUCLEAN,
-				      "checkpoint object %s is damaged "
-				      "(size or checksum mismatch)",
-				      key);
-			goto out_release;
-		}
-		rc = o->coll ? eng_vec_check(l->data, l->len, o, m->nwriters,
-					     &why)
-			     : eng_kv_check(l->data, l->len, m, &why);
-		if (rc) {
-			rc = eng_fail(rc, "checkpoint object %s: %s", key, why);
-			goto out_release;
-		}
-	}
-	/* kv first: drops and tombstones, then the vectors */
-	for (i = 0; i < m->nobjs; i++) {
-		const struct eng_mobj *o = &m->objs[i];
-
-		if (o->coll || o->ext)
-			continue;
-		rc = eng_kv_walk(objs[i].data, objs[i].len, m->nwriters, e,
-				 wmap, flags, &why);
+		if (strcmp(m->objs[i].name, ENG_OBJ_KEYS) == 0)
+			ki = i;
+		rc = eng_ckpt_obj_load(e, m, &m->objs[i], &objs[i]);
 		if (rc)
-			goto out_apply;
+			goto out_release;
 	}
-	for (i = 0; i < m->nobjs; i++) {
-		const struct eng_mobj *o = &m->objs[i];
-
-		if (!o->coll)
-			continue;
-		rc = eng_vec_walk(objs[i].data, objs[i].len, o, m->nwriters, e,
-				  wmap, flags, &why);
-		if (rc)
-			goto out_apply;
-	}
+	w.objs = objs;
+	w.wmap = wmap;
+	w.flags = flags;
+	rc = eng_keys_walk(&w, objs[ki].data, objs[ki].len, &why);
+	if (rc)
+		goto out_apply;
 	/* entries arrive out of order when they merge with others */
 	eng_settle(e);
 	for (i = 0; i < m->nobjs; i++) {
+		const struct eng_mobj *o = &m->objs[i];
+
 		if (!objs[i].data)
 			continue;
-		rc = eng_map_keep(e, objs[i].data, objs[i].len, objs[i].cookie);
-		if (rc)
+		snprintf(key, sizeof(key), "ckpt/%s/%s", m->id, o->name);
+		rc = eng_map_keep(
+			e, objs[i].data, objs[i].len, objs[i].cookie, key,
+			objs[i].cookie && strcmp(o->name, ENG_OBJ_VALUES) == 0);
+		if (rc) {
+			why = "out of memory";
 			goto out_apply;
+		}
 		objs[i].data = NULL; /* the engine's now */
 	}
 	for (i = 0; i < m->nwriters; i++) {
-		struct eng_writer *w = &e->writers[wmap[i]];
+		struct eng_writer *wr = &e->writers[wmap[i]];
 
-		if (m->writers[i].seq > w->seen)
-			w->seen = m->writers[i].seq;
+		if (m->writers[i].seq > wr->seen)
+			wr->seen = m->writers[i].seq;
 	}
 	eng_hlc_see(e, m->hlc);
 	e->checkpoint_bytes = 0;

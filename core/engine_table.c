@@ -145,6 +145,9 @@ void eng_coll_first(struct engine *e, struct eng_coll *c,
 
 /* --- the ordered table ---------------------------------------------------- */
 
+/* One per key of every collection: millions at a time, keep it small. */
+_Static_assert(sizeof(struct eng_ent) <= 56, "struct eng_ent grew");
+
 static uint32_t eng_hash(const char *key)
 {
 	return (uint32_t)XXH3_64bits(key, strlen(key));
@@ -477,6 +480,31 @@ const float *eng_vec_row(const struct eng_coll *c, size_t row)
 	return b->data + (row - b->start) * c->dim;
 }
 
+int eng_value_read(const struct engine *e, const struct eng_coll *c,
+		   const struct eng_ent *s, const void **data, size_t *len)
+{
+	const uint8_t *hdr;
+
+	if (s->type == ENGINE_VEC) {
+		*len = (size_t)c->dim * sizeof(float);
+		*data = eng_vec_row(c, s->len);
+	} else {
+		*len = s->len;
+		*data = s->val;
+	}
+	if (!(s->own & ENG_CKV))
+		return 0;
+	/* the keys entry of the checkpoint the value comes from */
+	hdr = (const uint8_t *)s->key - ENG_KEYS_ENT;
+	if (XXH3_64bits(*data, *len) == eng_le64(hdr + ENG_KEYS_SUM) &&
+	    (s->type == ENGINE_VEC || !((const char *)*data)[*len]))
+		return 0;
+	return eng_fail(-EIO,
+			"%s/%s: the value in %s fails its checksum (damaged "
+			"on disk; engine_fsck lists every damaged value)",
+			c->name, s->key, eng_map_name(e, *data));
+}
+
 static void eng_vec_reset(struct engine *e, struct eng_coll *c)
 {
 	size_t i;
@@ -487,6 +515,9 @@ static void eng_vec_reset(struct engine *e, struct eng_coll *c)
 		if (b->owned) {
 			free(b->data);
 			e->heap -= b->cap * c->dim * sizeof(float);
+		} else {
+			/* a vec object holds nothing else: release it */
+			eng_map_drop(e, b->data);
 		}
 		free(b->keys);
 		e->heap -= b->cap * sizeof(char *);
@@ -537,92 +568,65 @@ static int eng_vblock_push(struct engine *e, struct eng_coll *c, size_t cap,
 	b->start = start;
 	b->owned = owned;
 	b->n = owned ? 0 : cap;
+	b->verified = 1;
 	c->nvb++;
 	return 0;
 }
 
 int eng_vec_install(struct engine *e, struct eng_coll *c, const float *data,
-		    size_t rows, uint32_t dim)
+		    size_t rows, uint32_t dim, const uint8_t *obj,
+		    size_t obj_len, uint64_t sum)
 {
+	struct eng_vblock *b;
+	int rc;
+
 	if (c->nvb)
 		return -EINVAL;
 	c->dim = dim;
-	return eng_vblock_push(e, c, rows, (float *)data, false);
-}
-
-/*
- * Before a mapped vector block is released, tombstones (deleted vectors)
- * may still use key strings inside it: give them their own copies.
- * Returns false if that failed (the block must then be kept).
- */
-static bool eng_keys_unpin(struct engine *e, struct eng_coll *c,
-			   const struct eng_map *m)
-{
-	size_t i;
-
-	for (i = 0; i < c->nents; i++) {
-		struct eng_ent *s = &c->ents[i];
-		const uint8_t *k = (const uint8_t *)s->key;
-		const char *copy;
-
-		if (!k || (s->own & ENG_OWN) || k < m->data ||
-		    k >= m->data + m->len)
-			continue;
-		copy = eng_own_alloc(e, s->key, s->val, s->len, &s->val);
-		if (!copy)
-			return false;
-		s->key = copy;
-		s->own = ENG_OWN;
-	}
-	return true;
+	rc = eng_vblock_push(e, c, rows, (float *)data, false);
+	if (rc)
+		return rc;
+	b = &c->vb[0];
+	b->verified = 0;
+	b->obj = obj;
+	b->obj_len = obj_len;
+	b->obj_xxh3 = sum;
+	return 0;
 }
 
 int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
 		    size_t len)
 {
 	size_t rows = (size_t)eng_le64(buf + 16),
-	       off = (size_t)eng_le64(buf + 24);
-	size_t kpos = off + rows * c->dim * sizeof(float), i, n = 0;
+	       off = (size_t)eng_le64(buf + 24), i, n = 0;
 	const char **keys = calloc(rows ? rows : 1, sizeof(*keys));
 	struct eng_vblock *vb = calloc(1, sizeof(*vb));
 
-	if (!keys || !vb || rows != c->vec_live || kpos > len) {
+	if (!keys || !vb || rows != c->vec_live ||
+	    off + rows * c->dim * sizeof(float) > len) {
 		free(keys);
 		free(vb);
 		return -ENOMEM;
 	}
-	/* the row order eng_vec_build wrote; keys now live in buf */
+	/* the row order eng_vec_build wrote; keys stay where they are */
 	for (i = 0; i < c->nents; i++) {
 		struct eng_ent *s = &c->ents[i];
-		const char *nk;
 
 		if (!s->key || s->type != ENGINE_VEC)
 			continue;
-		nk = (const char *)buf + kpos + ENG_VEC_ROW;
-		kpos = ENG_PAD8(kpos + ENG_VEC_ROW + strlen(nk) + 1);
-		eng_own_free(e, s);
-		s->key = nk;
 		s->len = (uint32_t)n;
-		keys[n++] = nk;
+		keys[n++] = s->key;
 	}
 	for (i = 0; i < c->nvb; i++) {
 		struct eng_vblock *b = &c->vb[i];
-		const struct eng_map *m = NULL;
-		size_t j;
 
 		if (b->owned) {
 			free(b->data);
 			e->heap -= b->cap * c->dim * sizeof(float);
-		}
-		for (j = 0; !b->owned && j < e->nmaps; j++) {
-			const uint8_t *d = (const uint8_t *)b->data;
-
-			if (d >= e->maps[j].data &&
-			    d < e->maps[j].data + e->maps[j].len)
-				m = &e->maps[j];
-		}
-		if (m && eng_keys_unpin(e, c, m))
+		} else {
+			/* no reader runs: the caller holds the write lock */
 			eng_map_drop(e, b->data);
+		}
 		free(b->keys);
 		e->heap -= b->cap * sizeof(char *);
 	}
@@ -634,6 +638,8 @@ int eng_vec_compact(struct engine *e, struct eng_coll *c, const uint8_t *buf,
 	vb->data = (float *)(void *)(buf + off);
 	vb->keys = keys;
 	vb->n = vb->cap = rows;
+	/* built from values checked as they were copied (eng_keys_build) */
+	vb->verified = 1;
 	e->heap += rows * sizeof(char *);
 	c->vb = vb;
 	c->nvb = 1;
@@ -721,6 +727,7 @@ static void eng_ent_clear(struct engine *e, struct eng_coll *c,
 	s->val = NULL;
 	s->len = 0;
 	s->type = ENGINE_NONE;
+	s->own &= ENG_OWN;
 }
 
 static void eng_observe(struct engine *e, unsigned flags, const char *coll,
@@ -796,14 +803,19 @@ int eng_apply_put(struct engine *e, struct eng_coll *c, const char *key,
 		fresh = true;
 	}
 
-	/* Build the new key/value and row first: failure changes nothing. */
+	/*
+	 * Build the new key/value and row first: failure changes nothing.
+	 * A key kept for a new vector loses ENG_CKV (its entry describes the
+	 * old value); a checkpoint's value comes with its entry's key.
+	 */
 	nkey = s->key;
-	nown = s->own;
-	if (type != ENGINE_VEC || fresh || ((s->own & ENG_OWN) && s->val)) {
+	nown = s->own & ENG_OWN;
+	if (type != ENGINE_VEC || fresh || (flags & ENG_STABLE) ||
+	    ((s->own & ENG_OWN) && s->val)) {
 		if (flags & ENG_STABLE) {
 			nkey = key;
 			nval = type == ENGINE_VEC ? NULL : val;
-			nown = 0;
+			nown = ENG_CKV;
 		} else {
 			nkey = eng_own_alloc(e, key,
 					     type == ENGINE_VEC ? NULL : val,

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -570,7 +572,8 @@ Test(engine, checkpoint_reopen_equals_state_and_deletes_covered_segments)
 	cr_assert_eq(count_objects(be, "log/"), 6);
 	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
 	cr_assert_eq(count_objects(be, "log/"), 0);
-	cr_assert_geq(count_objects(be, "ckpt/"), 3); /* kv, vec, manifest */
+	/* keys, values, vec-0, manifest */
+	cr_assert_eq(count_objects(be, "ckpt/"), 4);
 	engine_get_stats(e, &st);
 	cr_assert_eq(st.segments, 0);
 	cr_assert_gt(st.checkpoint_bytes, 0);
@@ -581,7 +584,7 @@ Test(engine, checkpoint_reopen_equals_state_and_deletes_covered_segments)
 	/* a second checkpoint replaces the first */
 	cr_assert_eq(put_json(e, C_DATA, "n3", "{}"), 0);
 	cr_assert_eq(engine_checkpoint(e), 0);
-	cr_assert_eq(count_objects(be, "ckpt/"), 3);
+	cr_assert_eq(count_objects(be, "ckpt/"), 4);
 	engine_close(e);
 	e = eopen(be, "w");
 	check_some_plus(e, 1);
@@ -991,7 +994,8 @@ Test(engine, concurrent_checkpoints_of_two_writers_are_merged)
 	cr_assert_eq(engine_fsck(be, report_fn, &r), 0, "%s", r.text);
 	/* a checkpoint covering both makes the two redundant */
 	cr_assert_eq(engine_checkpoint(c), 0);
-	cr_assert_eq(count_objects(be, "ckpt/"), 2); /* kv + manifest */
+	/* keys, values, manifest */
+	cr_assert_eq(count_objects(be, "ckpt/"), 3);
 	engine_close(c);
 	c = eopen(be, "c");
 	assert_value(c, "c", "k", "{\"by\":\"a\"}");
@@ -2099,6 +2103,7 @@ Test(engine, newer_format_is_eproto_and_missing_format_is_euclean)
 	struct engine *e = eopen(be, "w");
 	const char newer[] = "{\"lodefs\":\"store\",\"format\":99}\n";
 	const char older[] = "{\"lodefs\":\"store\",\"format\":1}\n";
+	const char older2[] = "{\"lodefs\":\"store\",\"format\":2}\n";
 
 	cr_assert_eq(put_json(e, "c", "k", "{}"), 0);
 	engine_close(e);
@@ -2109,6 +2114,12 @@ Test(engine, newer_format_is_eproto_and_missing_format_is_euclean)
 	/* format 1 was never released: refused, not misread */
 	cr_assert_eq(backend_put(be, "lodefs.format", older, sizeof(older) - 1,
 				 NULL),
+		     0);
+	cr_assert_eq(engine_open(be, NULL, &e), -EPROTO);
+	cr_assert_not_null(strstr(engine_last_error(), "never released"));
+	/* nor format 2, whose checkpoints held values in the key index */
+	cr_assert_eq(backend_put(be, "lodefs.format", older2,
+				 sizeof(older2) - 1, NULL),
 		     0);
 	cr_assert_eq(engine_open(be, NULL, &e), -EPROTO);
 	cr_assert_not_null(strstr(engine_last_error(), "never released"));
@@ -2193,6 +2204,558 @@ Test(engine, local_backend_open_maps_checkpoint, .fini = local_dir_remove)
 	e = eopen(be, "w");
 	cr_assert_eq(engine_count(e, C_VEC), 2);
 	assert_value(e, C_DATA, "n4", "{}");
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	backend_close(be);
+}
+
+/* --- values are read when used, not at open ------------------------------- */
+
+/*
+ * A backend over the memory backend that maps every object into pages of
+ * its own and, while `guard` is set, maps values objects with no access:
+ * reading any byte of one crashes the test.  Counts reads of values
+ * objects.
+ */
+struct gmap {
+	void *addr;
+	size_t size; /* whole pages */
+	bool values;
+	struct gmap *next;
+};
+
+struct gbackend {
+	struct backend be;
+	struct backend *inner;
+	bool guard;
+	unsigned long values_reads; /* get and get_range of values objects */
+	unsigned long values_maps;
+	struct gmap *maps;
+};
+
+static struct gbackend *gb_of(struct backend *be)
+{
+	return (struct gbackend *)be;
+}
+
+static bool is_values(const char *key)
+{
+	size_t n = strlen(key);
+
+	return n >= 7 && strcmp(key + n - 7, "/values") == 0;
+}
+
+static int gb_get(struct backend *be, const char *key, void **data, size_t *len)
+{
+	gb_of(be)->values_reads += is_values(key);
+	return backend_get(gb_of(be)->inner, key, data, len);
+}
+
+static int gb_get_range(struct backend *be, const char *key, uint64_t off,
+			size_t len, void *buf, size_t *got)
+{
+	gb_of(be)->values_reads += is_values(key);
+	return backend_get_range(gb_of(be)->inner, key, off, len, buf, got);
+}
+
+static int gb_head(struct backend *be, const char *key, struct backend_stat *st)
+{
+	return backend_head(gb_of(be)->inner, key, st);
+}
+
+static int gb_put(struct backend *be, const char *key, const void *data,
+		  size_t len, const struct backend_cond *cond)
+{
+	return backend_put(gb_of(be)->inner, key, data, len, cond);
+}
+
+static int gb_del(struct backend *be, const char *key)
+{
+	return backend_del(gb_of(be)->inner, key);
+}
+
+static int gb_list(struct backend *be, const char *prefix, backend_list_fn *fn,
+		   void *arg)
+{
+	return backend_list(gb_of(be)->inner, prefix, fn, arg);
+}
+
+static int gb_map(struct backend *be, const char *key, const void **data,
+		  size_t *len, void **cookie)
+{
+	struct gbackend *g = gb_of(be);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct gmap *m;
+	void *p;
+	int rc;
+
+	rc = backend_get(g->inner, key, &p, len);
+	if (rc)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	cr_assert_not_null(m);
+	m->values = is_values(key);
+	m->size = (*len + page) / page * page;
+	m->addr = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(m->addr, MAP_FAILED);
+	memcpy(m->addr, p, *len);
+	free(p);
+	cr_assert_eq(mprotect(m->addr, m->size,
+			      g->guard && m->values ? PROT_NONE : PROT_READ),
+		     0);
+	g->values_maps += m->values;
+	m->next = g->maps;
+	g->maps = m;
+	*data = m->addr;
+	*cookie = m;
+	return 0;
+}
+
+static void gb_unmap(struct backend *be, void *cookie)
+{
+	struct gbackend *g = gb_of(be);
+	struct gmap **pp, *m = cookie;
+
+	for (pp = &g->maps; *pp != m; pp = &(*pp)->next)
+		;
+	*pp = m->next;
+	munmap(m->addr, m->size);
+	free(m);
+}
+
+static void gb_close(struct backend *be)
+{
+	backend_close(gb_of(be)->inner);
+	free(be);
+}
+
+static struct gbackend *gb_open(void)
+{
+	struct gbackend *g = calloc(1, sizeof(*g));
+
+	cr_assert_not_null(g);
+	g->inner = mem();
+	g->be = (struct backend){ .version = BACKEND_VERSION,
+				  .name = "guard",
+				  .get = gb_get,
+				  .get_range = gb_get_range,
+				  .head = gb_head,
+				  .put = gb_put,
+				  .del = gb_del,
+				  .list = gb_list,
+				  .map = gb_map,
+				  .unmap = gb_unmap,
+				  .close = gb_close,
+				  .where = "memory, guarded" };
+	return g;
+}
+
+/* Lets values objects mapped while guarded be read from now on. */
+static void gb_unguard(struct gbackend *g)
+{
+	struct gmap *m;
+
+	g->guard = false;
+	for (m = g->maps; m; m = m->next)
+		cr_assert_eq(mprotect(m->addr, m->size, PROT_READ), 0);
+}
+
+/* Size of the one object whose key ends with suffix. */
+static size_t object_size(struct backend *be, const char *suffix)
+{
+	char *key = find_object(be, "ckpt/", suffix);
+	void *p;
+	size_t n;
+
+	cr_assert_eq(backend_get(be, key, &p, &n), 0);
+	free(p);
+	free(key);
+	return n;
+}
+
+Test(engine, open_reads_no_byte_of_the_values_object)
+{
+	struct gbackend *g = gb_open();
+	struct engine *e = eopen(&g->be, "w");
+	struct engine_stats st;
+
+	fill_some(e);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	engine_close(e);
+	g->guard = true;
+	g->values_reads = 0;
+	/* a byte of the values object read here would crash the test */
+	e = eopen(&g->be, "w");
+	cr_assert_eq(g->values_reads, 0);
+	cr_assert_eq(g->values_maps, 1);
+	cr_assert_eq(engine_count(e, C_DATA), 1);
+	cr_assert(engine_exists(e, "content", "d1"));
+	cr_assert_eq(engine_vec_dim(e, C_VEC), 2);
+	engine_get_stats(e, &st);
+	cr_assert_eq(st.values_mapped, object_size(&g->be, "/values"));
+	gb_unguard(g);
+	check_some(e);
+	engine_close(e);
+	cr_assert_eq(engine_fsck(&g->be, NULL, NULL), 0);
+	backend_close(&g->be);
+}
+
+/* Offset of `text` in object `key` (the first occurrence). */
+static size_t offset_of(struct backend *be, const char *key, const void *text,
+			size_t len)
+{
+	unsigned char *p;
+	size_t n, i;
+
+	cr_assert_eq(backend_get(be, key, (void **)&p, &n), 0);
+	for (i = 0; i + len <= n && memcmp(p + i, text, len) != 0; i++)
+		;
+	free(p);
+	cr_assert_leq(i + len, n, "%s does not hold the value", key);
+	return i;
+}
+
+static int count_fn(void *arg, const char *key, enum engine_type type,
+		    const void *data, size_t len)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+Test(engine, damaged_value_fails_its_read_not_the_open_and_fsck_names_it)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	const char *uno = "{\"t\":\"uno\"}";
+	struct reports r = { 0 };
+	char *vals;
+	void *data;
+	size_t len, nobj;
+	int n = 0;
+
+	fill_some(e);
+	cr_assert_eq(put_json(e, C_DATA, "n3", "{\"t\":\"tres\"}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	vals = find_object(be, "ckpt/", "/values");
+	mangle(be, vals, SIZE_MAX,
+	       (long)offset_of(be, vals, uno, strlen(uno)) + 6);
+
+	/* open reads no value, so it does not notice */
+	e = eopen(be, "w");
+	cr_assert_eq(engine_get(e, C_DATA, "n1", NULL, &data, &len), -EIO);
+	cr_assert_not_null(strstr(engine_last_error(), "docstore/data/n1"),
+			   "%s", engine_last_error());
+	cr_assert_not_null(strstr(engine_last_error(), vals), "%s",
+			   engine_last_error());
+	cr_assert_not_null(strstr(engine_last_error(), "checksum"));
+	/* everything else reads */
+	cr_assert(engine_exists(e, C_DATA, "n1"));
+	assert_value(e, C_DATA, "n3", "{\"t\":\"tres\"}");
+	assert_value(e, "content", "d1", "hello");
+	cr_assert_eq(engine_get(e, C_VEC, "n1", NULL, &data, &len), 0);
+	free(data);
+	/* a walk stops at the damaged value, before handing it out */
+	cr_assert_eq(engine_foreach(e, C_DATA, count_fn, &n), -EIO);
+	cr_assert_eq(n, 0);
+	/* a checkpoint does not copy the damage as if it were valid */
+	nobj = count_objects(be, "ckpt/");
+	cr_assert_eq(engine_checkpoint(e), -EIO);
+	cr_assert_not_null(strstr(engine_last_error(), "docstore/data/n1"));
+	cr_assert_eq(count_objects(be, "ckpt/"), nobj);
+
+	cr_assert_eq(engine_fsck(be, report_fn, &r), 1, "%s", r.text);
+	cr_assert_not_null(strstr(r.text, vals), "%s", r.text);
+	cr_assert_not_null(strstr(r.text, "1 damaged value (docstore/data/n1)"),
+			   "%s", r.text);
+
+	/* writing the key again repairs the store */
+	cr_assert_eq(put_json(e, C_DATA, "n1", uno), 0);
+	assert_value(e, C_DATA, "n1", uno);
+	cr_assert_eq(engine_foreach(e, C_DATA, count_fn, &n), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	e = eopen(be, "w");
+	check_some_plus(e, 1);
+	engine_close(e);
+	free(vals);
+	backend_close(be);
+}
+
+static int vsum_fn(void *arg, const struct engine_vecs *v)
+{
+	*(size_t *)arg = v->live;
+	return 0;
+}
+
+Test(engine, damaged_vector_fails_get_and_with_vecs_not_the_open)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	float v[3][2] = { { 1, 2 }, { 3, 4 }, { 5, 6 } };
+	const char *keys[3] = { "a", "b", "c" };
+	struct reports r = { 0 };
+	size_t live = 0, len;
+	char *vec;
+	void *data;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(put_vec(e, C_VEC, keys[i], v[i], 2), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	vec = find_object(be, "ckpt/", "/vec-0");
+	mangle(be, vec, SIZE_MAX,
+	       (long)offset_of(be, vec, v[1], sizeof(v[1])) + 1);
+
+	e = eopen(be, "w");
+	cr_assert_eq(engine_count(e, C_VEC), 3);
+	cr_assert_eq(engine_get(e, C_VEC, "a", NULL, &data, &len), 0);
+	cr_assert_arr_eq(data, v[0], sizeof(v[0]));
+	free(data);
+	cr_assert_eq(engine_get(e, C_VEC, "b", NULL, &data, &len), -EIO);
+	cr_assert_not_null(strstr(engine_last_error(), "/b"), "%s",
+			   engine_last_error());
+	/* a scan gets the block whole: it is checked whole, and refused */
+	cr_assert_eq(engine_with_vecs(e, C_VEC, vsum_fn, &live), -EIO);
+	cr_assert_eq(live, 0);
+	cr_assert_not_null(strstr(engine_last_error(), vec), "%s",
+			   engine_last_error());
+	cr_assert_eq(engine_fsck(be, report_fn, &r), 1, "%s", r.text);
+	cr_assert_not_null(strstr(r.text, "vector_store/default/b"), "%s",
+			   r.text);
+	/* writing the vector again repairs the store */
+	cr_assert_eq(put_vec(e, C_VEC, "b", v[1], 2), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	cr_assert_eq(engine_with_vecs(e, C_VEC, vsum_fn, &live), 0);
+	cr_assert_eq(live, 3);
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	free(vec);
+	backend_close(be);
+}
+
+/* Writes JSON, BLOB (binary, empty) and vectors; checkpoint; one more. */
+static void fill_types(struct engine *e)
+{
+	const unsigned char bin[6] = { 0, 1, 0xff, 0, '{', 0 };
+	float v[3] = { 1.5f, -2, 1e-3f };
+	char key[16], json[128];
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "k%02d", i);
+		snprintf(json, sizeof(json), "{\"i\": %d, \"s\": \"%*s\"}", i,
+			 i, "");
+		cr_assert_eq(put_json(e, C_DATA, key, json), 0);
+		v[0] = (float)i;
+		cr_assert_eq(put_vec(e, C_VEC, key, v, 3), 0);
+	}
+	cr_assert_eq(put_blob(e, "content", "bin", bin, sizeof(bin)), 0);
+	cr_assert_eq(put_blob(e, "content", "empty", "", 0), 0);
+	cr_assert_eq(del(e, C_DATA, "k07"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	cr_assert_eq(put_json(e, C_DATA, "late", "{}"), 0);
+}
+
+static int types_fn(void *arg, const char *key, enum engine_type type,
+		    const void *data, size_t len)
+{
+	char want[128];
+	int i = atoi(key + 1);
+
+	if (strcmp(key, "late") == 0)
+		return len == 2 && memcmp(data, "{}", 2) == 0 ? 0 : 1;
+	snprintf(want, sizeof(want), "{\"i\":%d,\"s\":\"%*s\"}", i, i, "");
+	cr_assert_eq(type, ENGINE_JSON);
+	cr_assert_eq(len, strlen(want), "%s", key);
+	cr_assert_arr_eq(data, want, len);
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void check_types(struct engine *e)
+{
+	const unsigned char bin[6] = { 0, 1, 0xff, 0, '{', 0 };
+	enum engine_type type;
+	size_t len, live = 0;
+	void *data;
+	int n = 0;
+
+	cr_assert_eq(engine_foreach(e, C_DATA, types_fn, &n), 0);
+	cr_assert_eq(n, 49);
+	cr_assert_eq(engine_get(e, "content", "bin", &type, &data, &len), 0);
+	cr_assert_eq(type, ENGINE_BLOB);
+	cr_assert_eq(len, sizeof(bin));
+	cr_assert_arr_eq(data, bin, sizeof(bin));
+	cr_assert_eq(((char *)data)[len], 0);
+	free(data);
+	cr_assert_eq(engine_get(e, "content", "empty", &type, &data, &len), 0);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(((char *)data)[0], 0);
+	free(data);
+	cr_assert_eq(engine_get(e, C_VEC, "k42", &type, &data, &len), 0);
+	cr_assert_eq(type, ENGINE_VEC);
+	cr_assert_eq(len, 3 * sizeof(float));
+	cr_assert_float_eq(((float *)data)[0], 42, 0);
+	cr_assert_float_eq(((float *)data)[2], 1e-3f, 0);
+	free(data);
+	cr_assert_eq(engine_with_vecs(e, C_VEC, vsum_fn, &live), 0);
+	cr_assert_eq(live, 50);
+	assert_value(e, C_DATA, "k07", NULL);
+	assert_value(e, C_DATA, "late", "{}");
+}
+
+/* The same reads on a backend that maps (values in place) and on one that
+ * cannot (values read whole at open). */
+Test(engine, values_read_back_after_reopen_mapped_or_copied)
+{
+	struct gbackend *g = gb_open();
+	struct backend *be = mem();
+	struct engine_stats st;
+	struct engine *e;
+
+	e = eopen(&g->be, "w");
+	fill_types(e);
+	engine_close(e);
+	e = eopen(&g->be, "w");
+	check_types(e);
+	engine_get_stats(e, &st);
+	cr_assert_gt(st.values_mapped, 0);
+	engine_close(e);
+
+	e = eopen(be, "w");
+	fill_types(e);
+	engine_close(e);
+	e = eopen(be, "w");
+	check_types(e);
+	engine_get_stats(e, &st);
+	cr_assert_eq(st.values_mapped, 0); /* read into memory */
+	cr_assert_gt(st.mem_bytes, object_size(be, "/values"));
+	/* and the checkpoint written from them reads back the same */
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	e = eopen(be, "w");
+	check_types(e);
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	backend_close(be);
+	backend_close(&g->be);
+}
+
+struct vreader {
+	struct engine *e;
+	_Atomic int *stop;
+	int errors;
+	long reads;
+};
+
+static int vscan_fn(void *arg, const struct engine_vecs *v)
+{
+	size_t b, i, n = 0;
+
+	for (b = 0; b < v->nblocks; b++) {
+		for (i = 0; i < v->blocks[b].n; i++) {
+			const char *k = v->blocks[b].keys[i];
+
+			/* a row's value names its key: k<row> has v[0]=row */
+			if (k && v->blocks[b].data[i * v->dim] != atoi(k + 1))
+				return 1;
+			n += k != NULL;
+		}
+	}
+	return n == v->live ? 0 : 1;
+}
+
+static void *vreader_main(void *arg)
+{
+	struct vreader *r = arg;
+
+	while (!*r->stop) {
+		void *d;
+		size_t len;
+
+		if (engine_get(r->e, C_DATA, "k000", NULL, &d, &len) == 0)
+			free(d);
+		else
+			r->errors++;
+		if (engine_get(r->e, C_VEC, "k001", NULL, &d, &len) == 0) {
+			r->errors += ((float *)d)[0] != 1;
+			free(d);
+		} else {
+			r->errors++;
+		}
+		r->errors += engine_with_vecs(r->e, C_VEC, vscan_fn, NULL) != 0;
+		r->reads++;
+		/* glibc's rwlock prefers readers: let the writer in */
+		pause_ms(1);
+	}
+	return NULL;
+}
+
+/* Puts JSON and a vector (v[0] = number in the key) for keys [from, to). */
+static void put_rows(struct engine *e, int from, int to, int gen)
+{
+	struct engine_batch *b = engine_batch_new();
+	float v[8] = { 0 };
+	char key[16], json[64];
+	int i;
+
+	for (i = from; i < to; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		snprintf(json, sizeof(json), "{\"gen\":%d}", gen);
+		v[0] = (float)i;
+		v[1] = (float)gen;
+		engine_batch_put_json(b, C_DATA, key, json, strlen(json));
+		engine_batch_put_vec(b, C_VEC, key, v, 8);
+	}
+	cr_assert_eq(engine_commit(e, b), 0, "%s", engine_last_error());
+	engine_batch_free(b);
+}
+
+Test(engine, reads_stay_valid_while_checkpoints_replace_mapped_objects,
+     .fini = local_dir_remove)
+{
+	_Atomic int stop = 0;
+	struct vreader r[3];
+	struct backend *be;
+	struct engine *e;
+	pthread_t t[3];
+	int i;
+
+	cr_assert_not_null(mkdtemp(local_dir));
+	cr_assert_eq(backend_local_open(local_dir, &be), 0);
+	e = eopen(be, "w");
+	put_rows(e, 0, 200, 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	/* now every value and vector is used in place from mapped objects */
+	e = eopen(be, "w");
+	for (i = 0; i < 3; i++) {
+		r[i] = (struct vreader){ .e = e, .stop = &stop };
+		cr_assert_eq(pthread_create(&t[i], NULL, vreader_main, &r[i]),
+			     0);
+	}
+	for (i = 1; i <= 20; i++) {
+		put_rows(e, 10 * (i % 5), 10 * (i % 5) + 10, i);
+		if (i % 2 == 0)
+			put_rows(e, 200 + i, 201 + i, i); /* grows the block */
+		/* each releases the previous vector mapping */
+		cr_assert_eq(engine_checkpoint(e), 0, "%s",
+			     engine_last_error());
+	}
+	stop = 1;
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(r[i].errors, 0);
+		cr_assert_gt(r[i].reads, 0);
+	}
+	engine_close(e);
+	e = eopen(be, "w");
+	cr_assert_eq(engine_count(e, C_VEC), 210);
+	cr_assert_eq(engine_with_vecs(e, C_VEC, vscan_fn, NULL), 0);
 	engine_close(e);
 	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
 	backend_close(be);
