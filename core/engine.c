@@ -227,6 +227,23 @@ static int eng_exts_copy(struct engine *e, const struct engine_opts *opts)
 	return 0;
 }
 
+/*
+ * The state lock prefers writers: with glibc's default (readers first) a
+ * steady stream of readers, such as a busy mount's lookups and queries,
+ * could hold off commits for ever.  The price is that a read lock must
+ * never be taken twice by one thread (callbacks must not re-enter).
+ */
+static void eng_lock_init(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
 int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 			 engine_observe_fn *fn, void *arg, struct engine **out)
 {
@@ -254,7 +271,7 @@ int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 	e->ckpt_every = opts ? opts->checkpoint_segments : 0;
 	e->obs = fn;
 	e->obs_arg = arg;
-	pthread_rwlock_init(&e->lock, NULL);
+	eng_lock_init(&e->lock);
 	pthread_mutex_init(&e->commit_lock, NULL);
 	strcpy(e->self_id, writer);
 	e->self = eng_writer_get(e, writer);

@@ -32,10 +32,12 @@
  * hybrid logical clock, ties broken by writer id (last writer wins per key).
  *
  * Thread safety: any number of readers and one committer at a time; the
- * engine locks internally (a rwlock).  Read callbacks (foreach,
- * collections, with_vecs) run under the read lock and must not call
- * engine functions that write; observers and extension save/load run
- * under the write lock (or during open) and must not call the engine.
+ * engine locks internally (a rwlock that prefers writers, so that readers
+ * cannot starve commits).  Read callbacks (foreach, collections,
+ * with_vecs) run under the read lock and must not call the engine at all,
+ * not even to read: a second read lock in the same thread would wait
+ * behind a waiting committer for ever.  Observers and extension save/load
+ * run under the write lock (or during open) and must not call the engine.
  */
 
 #define ENGINE_KEY_MAX 4096
