@@ -265,7 +265,7 @@ typedef int text_emit_fn(void *ctx, const void *data, size_t len);
  * waiting put): emit should be quick, and must not call text_index_*() on
  * the same index.
  * Dead postings are left out without compacting the index itself: the
- * saved form is that of the index compacted.  The format (text_bm25.c) is
+ * saved form is that of the index compacted.  The format (text_bm25_io.c) is
  * versioned and little-endian, and every length and count in it is
  * checked on load.  Returns 0, the first non-zero result of emit (after
  * which emit is not called again), -EINVAL if idx or emit is NULL, or

@@ -1666,7 +1666,7 @@ static void bump_le(unsigned char *p, size_t size, int delta)
 
 Test(text_persist, wrong_header_fields_are_einval)
 {
-	/* offsets and sizes in the header (see text_bm25.c) */
+	/* offsets and sizes in the header (see text_bm25_io.c) */
 	static const size_t fields[][2] = {
 		{ 0, 1 },  /* magic */
 		{ 7, 1 },  /* magic */
