@@ -13,47 +13,50 @@
 #define VEC_EMBED_GRAM_MIN 3
 #define VEC_EMBED_GRAM_MAX 5
 
-/* Term frequencies keyed by feature hash: open addressing, linear probe. */
+/*
+ * Term frequencies keyed by feature hash: open addressing, linear probe.
+ * A slot keeps its key and count side by side, so a probe touches one
+ * cache line.
+ */
+struct vec_tf_slot {
+	uint64_t key;
+	uint32_t count; /* 0: empty slot */
+};
+
 struct vec_tf {
-	uint64_t *keys;
-	uint32_t *counts; /* 0: empty slot */
-	size_t cap;	  /* power of two */
+	struct vec_tf_slot *slots;
+	size_t cap; /* power of two */
 	size_t used;
 };
 
 static int vec_tf_init(struct vec_tf *t, size_t cap)
 {
-	t->keys = malloc(cap * sizeof(*t->keys));
-	t->counts = calloc(cap, sizeof(*t->counts));
+	t->slots = calloc(cap, sizeof(*t->slots));
 	t->cap = cap;
 	t->used = 0;
-	if (!t->keys || !t->counts) {
-		free(t->keys);
-		free(t->counts);
-		return -ENOMEM;
-	}
-	return 0;
+	return t->slots ? 0 : -ENOMEM;
 }
 
 static void vec_tf_fini(struct vec_tf *t)
 {
-	free(t->keys);
-	free(t->counts);
+	free(t->slots);
 }
 
 static void vec_tf_put(struct vec_tf *t, uint64_t h, uint32_t count)
 {
 	size_t mask = t->cap - 1, i = (size_t)h & mask;
+	struct vec_tf_slot *s;
 
-	while (t->counts[i] && t->keys[i] != h)
+	while (t->slots[i].count && t->slots[i].key != h)
 		i = (i + 1) & mask;
-	if (!t->counts[i]) {
-		t->keys[i] = h;
+	s = &t->slots[i];
+	if (!s->count) {
+		s->key = h;
 		t->used++;
 	}
 	/* saturate: beyond 2^32 occurrences ln(tf) barely moves */
-	t->counts[i] = t->counts[i] > UINT32_MAX - count ? UINT32_MAX
-							 : t->counts[i] + count;
+	s->count =
+		s->count > UINT32_MAX - count ? UINT32_MAX : s->count + count;
 }
 
 static int vec_tf_add(struct vec_tf *t, uint64_t h)
@@ -65,8 +68,9 @@ static int vec_tf_add(struct vec_tf *t, uint64_t h)
 		if (vec_tf_init(&bigger, t->cap * 2))
 			return -ENOMEM;
 		for (i = 0; i < t->cap; i++)
-			if (t->counts[i])
-				vec_tf_put(&bigger, t->keys[i], t->counts[i]);
+			if (t->slots[i].count)
+				vec_tf_put(&bigger, t->slots[i].key,
+					   t->slots[i].count);
 		vec_tf_fini(t);
 		*t = bigger;
 	}
@@ -159,12 +163,14 @@ int vec_embed_hash(const char *text, size_t len, uint32_t dim, float *out)
 
 	/* slot order is a function of the input alone: deterministic sums */
 	for (i = 0; i < tf.cap; i++) {
-		uint64_t h = tf.keys[i];
+		uint64_t h = tf.slots[i].key;
+		uint32_t c = tf.slots[i].count;
 		double wgt;
 
-		if (!tf.counts[i])
+		if (!c)
 			continue;
-		wgt = 1.0 + log((double)tf.counts[i]);
+		/* ln 1 is exactly 0: most features skip the call */
+		wgt = c == 1 ? 1.0 : 1.0 + log((double)c);
 		acc[h % dim] += (h >> 63) ? -wgt : wgt;
 	}
 	for (i = 0; i < dim; i++)
