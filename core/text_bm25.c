@@ -248,21 +248,10 @@ static void bm25_compact(struct text_index *idx)
 	idx->post_bytes = 0;
 	for (t = 0; t < idx->dict.n; t++) {
 		struct text_term *term = &idx->terms[t];
-		uint8_t *base = bm25_post(term), *wr = base;
-		const uint8_t *rd = base, *end = base + term->len;
-		uint32_t old = 0, prev = 0, tf;
+		uint8_t *base = bm25_post(term);
 
-		while (rd < end) {
-			old += text_varint_get(&rd);
-			tf = text_varint_get(&rd);
-			if (remap[old] == BM25_NONE)
-				continue;
-			wr += text_varint_put(wr, remap[old] - prev);
-			wr += text_varint_put(wr, tf);
-			prev = remap[old];
-		}
-		term->len = (uint32_t)(wr - base);
-		term->last = prev;
+		term->len = (uint32_t)bm25_remap_postings(
+			base, term->len, remap, base, &term->last);
 		if (term->cap && term->len <= BM25_INLINE) {
 			uint8_t *heap = term->post.heap;
 

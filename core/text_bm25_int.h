@@ -102,4 +102,32 @@ uint32_t bm25_id_hash(const char *id);
 /* Returns id's slot (hash h) in idx->ids, or the empty slot it would take. */
 uint32_t bm25_id_slot(const struct text_index *idx, const char *id, uint32_t h);
 
+/*
+ * Copies a postings list (len bytes at rd) to wr without the documents
+ * remap[] marks BM25_NONE, renumbering the others; *last gets the last
+ * new document number.  Returns the bytes written, never more than len,
+ * so wr may equal rd (compaction in place).  The one rewrite that
+ * compaction and saving share, so their bytes are the same.
+ */
+static inline size_t bm25_remap_postings(const uint8_t *rd, size_t len,
+					 const uint32_t *remap, uint8_t *wr,
+					 uint32_t *last)
+{
+	const uint8_t *end = rd + len;
+	uint8_t *start = wr;
+	uint32_t old = 0, prev = 0, tf;
+
+	while (rd < end) {
+		old += text_varint_get(&rd);
+		tf = text_varint_get(&rd);
+		if (remap[old] == BM25_NONE)
+			continue;
+		wr += text_varint_put(wr, remap[old] - prev);
+		wr += text_varint_put(wr, tf);
+		prev = remap[old];
+	}
+	*last = prev;
+	return (size_t)(wr - start);
+}
+
 #endif

@@ -185,9 +185,9 @@ static void bm25_save_postings(const struct text_index *idx,
 
 	for (t = 0; t < idx->dict.n && !w->rc; t++) {
 		const struct text_term *term = &idx->terms[t];
-		const uint8_t *rd = bm25_post_c(term), *end = rd + term->len;
-		uint8_t *wr = scratch;
-		uint32_t old = 0, prev = 0, tf;
+		const uint8_t *rd = bm25_post_c(term);
+		uint32_t last;
+		size_t n;
 
 		bm25_le32_put(h, term->df);
 		if (!remap) {
@@ -196,18 +196,10 @@ static void bm25_save_postings(const struct text_index *idx,
 			bm25_w_bytes(w, rd, term->len);
 			continue;
 		}
-		while (rd < end) {
-			old += text_varint_get(&rd);
-			tf = text_varint_get(&rd);
-			if (remap[old] == BM25_NONE)
-				continue;
-			wr += text_varint_put(wr, remap[old] - prev);
-			wr += text_varint_put(wr, tf);
-			prev = remap[old];
-		}
-		bm25_le32_put(h + 4, (uint32_t)(wr - scratch));
+		n = bm25_remap_postings(rd, term->len, remap, scratch, &last);
+		bm25_le32_put(h + 4, (uint32_t)n);
 		bm25_w_bytes(w, h, sizeof(h));
-		bm25_w_bytes(w, scratch, (size_t)(wr - scratch));
+		bm25_w_bytes(w, scratch, n);
 	}
 }
 
