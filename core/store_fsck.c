@@ -179,7 +179,7 @@ static int store_fsck_vecs(void *arg, const char *key, enum engine_type type,
 	return 0;
 }
 
-static void store_fsck_compare(struct store *s, struct store_fsck *f)
+static void store_fsck_compare(struct store_fsck *f)
 {
 	size_t i;
 
@@ -219,7 +219,6 @@ static void store_fsck_compare(struct store *s, struct store_fsck *f)
 					   "not matching its hash",
 					   id);
 	}
-	(void)s;
 }
 
 int store_fsck(struct store *s, engine_report_fn *report, void *arg)
@@ -263,7 +262,7 @@ int store_fsck(struct store *s, engine_report_fn *report, void *arg)
 		rc = engine_foreach(s->eng, coll, store_fsck_vecs, &v);
 	}
 	if (!rc)
-		store_fsck_compare(s, &f);
+		store_fsck_compare(&f);
 out:
 	store_free_strv(nss);
 	strset_free(f.nodes);

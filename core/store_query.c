@@ -47,10 +47,6 @@ static int store_allow_node(void *arg, const char *key, enum engine_type type,
 	return 0;
 }
 
-struct store_ref_scan {
-	struct strset *nodes;
-};
-
 /* Collects the node ids of the restricting ref docs and node ids. */
 static int store_query_candidates(struct store *s, const struct store_query *q,
 				  struct strset **out)

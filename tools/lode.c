@@ -326,6 +326,10 @@ static int lode_add_file(struct lode_add *a, const char *path)
 	return 0;
 }
 
+/*
+ * nftw() passes its callbacks no argument, so the walk's state has to sit
+ * here; lode_cmd_add sets it before walking and nothing else uses it.
+ */
 static struct lode_add *lode_walk_ctx;
 
 static int lode_walk_count(const char *path, const struct stat *st, int type,
