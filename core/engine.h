@@ -160,6 +160,24 @@ size_t engine_batch_count(const struct engine_batch *b);
 size_t engine_batch_bytes(const struct engine_batch *b);
 
 /*
+ * A point in a batch to go back to, so that a caller can add a group of
+ * records all or nothing: engine_batch_rollback() drops every record added
+ * after engine_batch_mark() took the mark, and forgets a failure recorded
+ * after it (the batch then commits as it would have at the mark).  A mark
+ * is only valid for its batch, until the batch is rolled back to an
+ * earlier mark or freed.  The fields are the engine's; do not use them.
+ */
+struct engine_batch_mark {
+	size_t len, count, bytes;
+	int err, buf_err;
+};
+
+void engine_batch_mark(const struct engine_batch *b,
+		       struct engine_batch_mark *m);
+void engine_batch_rollback(struct engine_batch *b,
+			   const struct engine_batch_mark *m);
+
+/*
  * Validates the batch against the current state (JSON parses and is an
  * object, vector dim matches the collection, type of a key does not change
  * within a collection), writes it durably as one segment and applies it.

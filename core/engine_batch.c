@@ -32,6 +32,29 @@ size_t engine_batch_bytes(const struct engine_batch *b)
 	return b ? b->bytes : 0;
 }
 
+void engine_batch_mark(const struct engine_batch *b,
+		       struct engine_batch_mark *m)
+{
+	m->len = b->recs.len;
+	m->count = b->count;
+	m->bytes = b->bytes;
+	m->err = b->err;
+	m->buf_err = b->recs.err;
+}
+
+void engine_batch_rollback(struct engine_batch *b,
+			   const struct engine_batch_mark *m)
+{
+	/* a failed append may have left part of a record: cut it too */
+	b->recs.len = m->len;
+	b->recs.err = m->buf_err;
+	b->count = m->count;
+	b->bytes = m->bytes;
+	if (!m->err)
+		b->why[0] = '\0';
+	b->err = m->err;
+}
+
 /* Remembers the first failure: committing the batch then fails with it. */
 static int eng_batch_poison(struct engine_batch *b, int rc, const char *coll,
 			    const char *key, const char *why)

@@ -294,6 +294,19 @@ static int store_commit_free(struct store *s, struct engine_batch *b)
 
 /* --- raw kv ------------------------------------------------------------- */
 
+int store_kv_check(const char *coll, const char *key)
+{
+	int rc;
+
+	rc = store_check_id("collection", coll);
+	if (!rc)
+		rc = store_check_id("key", key);
+	if (!rc &&
+	    strncmp(coll, STORE_VEC_PREFIX, strlen(STORE_VEC_PREFIX)) == 0)
+		rc = store_fail(-EINVAL, "%s holds vectors, not JSON", coll);
+	return rc;
+}
+
 int store_kv_put(struct store *s, const char *coll, const char *key,
 		 const char *json, size_t len)
 {
@@ -302,12 +315,7 @@ int store_kv_put(struct store *s, const char *coll, const char *key,
 	int rc;
 
 	store_clear_error();
-	rc = store_check_id("collection", coll);
-	if (!rc)
-		rc = store_check_id("key", key);
-	if (!rc &&
-	    strncmp(coll, STORE_VEC_PREFIX, strlen(STORE_VEC_PREFIX)) == 0)
-		rc = store_fail(-EINVAL, "%s holds vectors, not JSON", coll);
+	rc = store_kv_check(coll, key);
 	if (rc)
 		return rc;
 	rc = store_parse_object(key, json, len, &j);

@@ -22,7 +22,9 @@
  *   graph_store/data       subject -> {"rels": [[rel, obj], ...]}
  *   lodefs/content         doc_id -> the document's bytes (ENGINE_BLOB)
  *   lodefs/files           doc_id -> {"mode", "mtime", "ctime", "size",
- *                                     "hash", "indexed", "xattrs": {...}}
+ *                                     "hash", "indexed", "xattrs": {...},
+ *                                     "ino"}
+ *   lodefs/dirs            path -> {"mode", "mtime", "ctime", "ino"}
  *
  * Every mutating call is one engine batch: it is durable when the call
  * returns 0 and it is either wholly applied or not at all.  A failing call
@@ -81,12 +83,75 @@ struct store_doc {
 	time_t mtime;  /* 0 = now */
 	time_t ctime;  /* 0 = mtime */
 	unsigned mode; /* permission bits; 0 = 0644 */
+	/*
+	 * Inode number recorded with the document (lodefs/files "ino"); 0
+	 * keeps the one already recorded, or makes a new one with
+	 * store_new_ino() for a new document (or a record without one).
+	 */
+	uint64_t ino;
 };
 
+/*
+ * A fresh inode number for a new document or directory: unique with
+ * overwhelming probability across writers and time (xxh3 of the id, the
+ * clock in ns, a random per-process salt and a per-process counter), in
+ * [STORE_INO_MIN, 2^63).  Thread safe; `id` may be NULL.
+ */
+#define STORE_INO_MIN (1ull << 62)
+uint64_t store_new_ino(const char *id);
+
+/* A document's record in lodefs/files. */
+struct store_file {
+	unsigned mode;
+	time_t mtime, ctime;
+	uint64_t size;
+	uint64_t ino; /* 0 if the record has none (older stores) */
+	int indexed;  /* 1: text, split into nodes; 0: stored only */
+	char hash[33];
+	char *xattrs; /* JSON object text {name: value}, malloc'd */
+};
+
+/*
+ * Fills *f from the record of `id`: 0, -ENOENT, or -EINVAL if the record
+ * is damaged.  f->xattrs is malloc'd: free it with store_file_release
+ * (*f is zeroed on error, so releasing it then is harmless too).
+ */
+int store_doc_stat(struct store *s, const char *id, struct store_file *f);
+void store_file_release(struct store_file *f); /* accepts zeroed */
+
+/*
+ * Calls fn for every document record, in insertion order (a document
+ * takes its place when it is created, a new version keeps it, a rename
+ * moves it to the end); stops on non-0 and returns it.  `id` and `f` are
+ * borrowed for the call.  The records are read before the first call, so
+ * fn may call the store (what it changes is not seen by this walk).
+ */
+typedef int store_file_fn(void *arg, const char *id,
+			  const struct store_file *f);
+int store_files_foreach(struct store *s, store_file_fn *fn, void *arg);
+
+/* A directory of docs/ that was made explicitly (lodefs/dirs). */
+struct store_dir {
+	unsigned mode; /* permission bits; 0 = 0755 */
+	time_t mtime;  /* 0 = now */
+	time_t ctime;  /* 0 = mtime */
+	uint64_t ino;  /* 0 keeps the recorded one, else a new one */
+};
+/* As store_files_foreach, for the records of lodefs/dirs. */
+typedef int store_dir_fn(void *arg, const char *path,
+			 const struct store_dir *d);
+int store_dirs_foreach(struct store *s, store_dir_fn *fn, void *arg);
+
 enum store_put_result {
-	STORE_INDEXED = 0,   /* stored, split into nodes and indexed */
-	STORE_UNCHANGED = 1, /* same content and metadata: nothing written */
-	STORE_BINARY = 2,    /* stored, not indexed: not UTF-8 text */
+	STORE_INDEXED = 0, /* stored, split into nodes and indexed */
+	/*
+	 * Same content and user metadata: the nodes are not made again.
+	 * Nothing is written unless the mode, times or ino differ; then
+	 * only the lodefs/files record is (if the nodes' dates would change
+	 * too they are made again and the result is STORE_INDEXED).
+	 */
+	STORE_UNCHANGED = 1,
+	STORE_BINARY = 2, /* stored, not indexed: not UTF-8 text */
 };
 
 /*
@@ -106,13 +171,87 @@ int store_doc_get(struct store *s, const char *id, void **data, size_t *len);
 
 /*
  * Deletes a ref doc with all its nodes, their vectors (every namespace),
- * docstore metadata, ref_doc_info and the stored content.  -ENOENT if
+ * docstore metadata, ref_doc_info, the stored content and its lodefs/files
+ * record.  -ENOENT if
  * neither content nor ref_doc_info exists for `id`.
  */
 int store_doc_del(struct store *s, const char *id);
 
 /* 1 if `id` is a stored document (content or ref_doc_info), else 0. */
 int store_doc_exists(struct store *s, const char *id);
+
+/* --- transactions ------------------------------------------------------ */
+
+/*
+ * A transaction groups document, directory and kv changes into one atomic,
+ * durable batch (a rename of a directory, a second's worth of closed
+ * files).  It holds the store's write lock from begin to commit or abort,
+ * so other writers wait: keep it short, end it in the thread that began
+ * it, and do not call other writing store functions from that thread
+ * meanwhile (they would wait for ever).  Each step reads the state as
+ * committed before the transaction; an id may appear in at most one step
+ * of a transaction (else -EINVAL): a document id in one document step (a
+ * move counts for both ids), a directory path in one directory step, a
+ * collection/key in one kv step.  Raw kv steps are not checked against
+ * document steps.  A failing step leaves the transaction usable: the step
+ * adds nothing and claims no id, its reason is in store_last_error().
+ */
+struct store_txn;
+
+/*
+ * Begins a transaction on `s`, waiting for the write lock: 0 or -ENOMEM.
+ * *out is freed by store_txn_commit or store_txn_abort.
+ */
+int store_txn_begin(struct store *s, struct store_txn **out);
+/* Adds store_docs_put of one document; *result as there (may be NULL). */
+int store_txn_doc_put(struct store_txn *t, const struct store_doc *d,
+		      int *result);
+/* Adds store_doc_del; -ENOENT if there is no such document. */
+int store_txn_doc_del(struct store_txn *t, const char *id);
+/*
+ * Renames document `from` to `to`, replacing `to` if it exists: content,
+ * mode, times and xattrs are kept, nodes are made again under the new id
+ * (file_path, file_name follow it) and everything of `from` is deleted.
+ * `ino` 0 keeps from's recorded inode number (never to's).  -ENOENT if
+ * `from` has no content; -EINVAL if from and to are the same.
+ */
+int store_txn_doc_move(struct store_txn *t, const char *from, const char *to,
+		       uint64_t ino);
+/*
+ * Changes a document's mode and times (defaults as in struct store_doc;
+ * and, when xattrs is not NULL, its user metadata: a JSON object text
+ * {name: value}) without touching its content or inode number: the
+ * record is rewritten, and the nodes are made again only when their
+ * metadata changes (user metadata, or the creation/last-modified dates).
+ * -ENOENT; -EINVAL for xattrs that are not a JSON object.
+ */
+int store_txn_doc_attr(struct store_txn *t, const char *id, unsigned mode,
+		       time_t mtime, time_t ctime, const char *xattrs);
+/*
+ * Records directory `path` of docs/ (lodefs/dirs), a relative path as a
+ * document id is; see struct store_dir for the defaults.
+ */
+int store_txn_dir_put(struct store_txn *t, const char *path,
+		      const struct store_dir *d);
+/* Removes the record of `path`; -ENOENT if there is none. */
+int store_txn_dir_del(struct store_txn *t, const char *path);
+/*
+ * Raw kv steps, validated as store_kv_put (no vector_store/ collection);
+ * kv_del is -ENOENT if the key does not exist.
+ */
+int store_txn_kv_put(struct store_txn *t, const char *coll, const char *key,
+		     const char *json, size_t len);
+int store_txn_kv_del(struct store_txn *t, const char *coll, const char *key);
+/* Number of steps added so far (a step that changes nothing counts). */
+size_t store_txn_count(const struct store_txn *t);
+/*
+ * Commits every step in one durable batch and frees t.  Returns 0, or a
+ * negative errno with nothing applied.  A transaction with no steps
+ * commits nothing and returns 0.
+ */
+int store_txn_commit(struct store_txn *t);
+/* Drops every step and frees t.  Accepts NULL. */
+void store_txn_abort(struct store_txn *t);
 
 /* --- nodes -------------------------------------------------------------- */
 
@@ -187,6 +326,11 @@ enum store_mode {
 	STORE_MODE_KEYWORD,
 	STORE_MODE_VECTOR,
 	STORE_MODE_HYBRID,
+	/*
+	 * Vector top-k re-ranked by maximal marginal relevance, as
+	 * SimpleVectorStore's MMR mode (mmr_threshold, default 0.5).
+	 */
+	STORE_MODE_MMR,
 };
 
 struct vec_filters;
@@ -204,6 +348,7 @@ struct store_query {
 	const char *const *node_ids; /* restrict to these nodes, or NULL */
 	size_t n_node_ids;
 	const struct vec_filters *filters; /* borrowed, or NULL */
+	float mmr_threshold;		   /* MMR lambda; <0 = 0.5 */
 };
 
 struct store_hit {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
@@ -268,55 +269,35 @@ static int store_batch_del_ref_doc(struct store *s, struct engine_batch *b,
 	return rc;
 }
 
-/* Checks a document id: a relative path without empty, . or .. parts. */
-static int store_check_doc_id(const char *id)
+int store_check_path(const char *what, const char *id)
 {
 	const char *p = id;
-	int rc = store_check_id("document", id);
+	int rc = store_check_id(what, id);
 
 	if (rc)
 		return rc;
 	if (*id == '/')
-		return store_fail(-EINVAL, "document id %s is absolute", id);
+		return store_fail(-EINVAL, "%s %s is absolute", what, id);
 	while (*p) {
 		size_t n = strcspn(p, "/");
 
 		if (n == 0 || (n == 1 && p[0] == '.') ||
 		    (n == 2 && p[0] == '.' && p[1] == '.'))
 			return store_fail(-EINVAL,
-					  "document id %s has an empty, . or "
-					  ".. part",
-					  id);
+					  "%s %s has an empty, . or .. part",
+					  what, id);
 		if (n > 255)
 			return store_fail(-ENAMETOOLONG,
-					  "document id %s has a part longer "
-					  "than 255 bytes",
-					  id);
+					  "%s %s has a part longer than 255 "
+					  "bytes",
+					  what, id);
 		p += n;
 		if (*p == '/')
 			p++;
 	}
 	if (id[strlen(id) - 1] == '/')
-		return store_fail(-EINVAL, "document id %s ends in /", id);
+		return store_fail(-EINVAL, "%s %s ends in /", what, id);
 	return 0;
-}
-
-/* Is this document exactly as stored (content and user metadata)? */
-static int store_doc_unchanged(struct store *s, const char *id,
-			       const char *hash, const json_t *user)
-{
-	json_t *f, *x;
-	int same = 0;
-
-	if (store_get_object(s, STORE_C_FILES, id, &f))
-		return 0;
-	x = json_object_get(f, "xattrs");
-	if (strcmp(store_str(json_object_get(f, "hash")), hash) == 0)
-		same = 1;
-	if (same && !(user ? json_equal(x, user) : json_object_size(x) == 0))
-		same = 0;
-	json_decref(f);
-	return same;
 }
 
 /* Splits text into nodes and adds them, their vectors and ref info to b. */
@@ -400,56 +381,159 @@ out:
 	return rc;
 }
 
-/* Adds one document to the batch; *result gets its store_put_result. */
-static int store_batch_doc(struct store *s, struct engine_batch *b,
-			   char *const *nss, const struct store_doc *d,
-			   int *result)
+/* The lodefs/files record of a document version (`d` has its defaults). */
+static json_t *store_file_record(const struct store_doc *d, const char *hash,
+				 int text, const json_t *user)
 {
-	json_t *user = NULL, *meta = NULL, *file = NULL;
-	char hash[33], doc_hash[33];
-	int text, rc;
+	return json_pack("{s:i,s:I,s:I,s:I,s:s,s:b,s:o,s:I}", "mode",
+			 (int)d->mode, "mtime", (json_int_t)d->mtime, "ctime",
+			 (json_int_t)d->ctime, "size", (json_int_t)d->len,
+			 "hash", hash, "indexed", text, "xattrs",
+			 user ? json_deep_copy(user) : json_object(), "ino",
+			 (json_int_t)d->ino);
+}
 
-	rc = store_check_doc_id(d->id);
+/* Is the stored content of `id` the one the record `old` hashes so? */
+static int store_same_content(struct store *s, const json_t *old,
+			      const char *id, const char *hash)
+{
+	return old &&
+	       strcmp(store_str(json_object_get(old, "hash")), hash) == 0 &&
+	       engine_exists(s->eng, STORE_C_CONTENT, id);
+}
+
+static int store_same_user(const json_t *old, const json_t *user)
+{
+	const json_t *x = json_object_get(old, "xattrs");
+
+	return user ? json_equal(x, user) : json_object_size(x) == 0;
+}
+
+/* Do the nodes of `id` carry `meta` (ref_doc_info holds what they do)? */
+static int store_nodes_current(struct store *s, const char *id,
+			       const json_t *meta)
+{
+	json_t *info;
+	int same;
+
+	if (!engine_exists(s->eng, STORE_C_REFS, id) ||
+	    store_get_object(s, STORE_C_REFS, id, &info))
+		return 0;
+	same = json_equal(json_object_get(info, "metadata"), meta);
+	json_decref(info);
+	return same;
+}
+
+/* The record of `id` in lodefs/files, or NULL if none or damaged. */
+static json_t *store_old_record(struct store *s, const char *id)
+{
+	json_t *old;
+
+	if (!engine_exists(s->eng, STORE_C_FILES, id) ||
+	    store_get_object(s, STORE_C_FILES, id, &old)) {
+		store_clear_error(); /* a damaged record is overwritten */
+		return NULL;
+	}
+	return old;
+}
+
+/*
+ * Same content and user metadata is STORE_UNCHANGED: only the record is
+ * written if the mode, times or inode number differ, and the nodes are
+ * made again only if their metadata (the dates) would differ, which makes
+ * it STORE_INDEXED.
+ */
+int store_batch_doc_json(struct store *s, struct engine_batch *b,
+			 char *const *nss, const struct store_doc *d,
+			 json_t *user, int *result)
+{
+	struct store_doc v = *d; /* d with its defaults resolved */
+	json_t *old = NULL, *meta = NULL, *file = NULL;
+	char hash[33], doc_hash[33];
+	int text, same, rc;
+
+	rc = store_check_path("document id", d->id);
 	if (rc)
 		return rc;
+	v.user_meta = NULL;
+	if (!v.mode)
+		v.mode = 0644;
+	if (!v.mtime)
+		v.mtime = time(NULL);
+	if (!v.ctime)
+		v.ctime = v.mtime;
+	old = store_old_record(s, d->id);
+	if (!v.ino)
+		v.ino = store_u64(json_object_get(old, "ino"));
+	if (!v.ino)
+		v.ino = store_new_ino(d->id);
+	store_hex128(d->data, d->len, hash);
+	text = text_is_utf8(d->data, d->len);
+	meta = store_doc_metadata(&v, user);
+	file = store_file_record(&v, hash, text, user);
+	if (!meta || !file) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	same = store_same_content(s, old, d->id, hash);
+	if (!same) {
+		rc = store_batch_del_ref_doc(s, b, nss, d->id);
+		if (!rc)
+			rc = engine_batch_put_blob(b, STORE_C_CONTENT, d->id,
+						   d->data, d->len);
+		*result = text ? STORE_INDEXED : STORE_BINARY;
+	} else if (store_same_user(old, user)) {
+		*result = STORE_UNCHANGED;
+	} else {
+		*result = text ? STORE_INDEXED : STORE_BINARY;
+	}
+	if (same && json_equal(old, file))
+		goto out; /* the same everything: nothing to write */
+	if (!rc)
+		rc = store_batch_put_obj(b, STORE_C_FILES, d->id, file);
+	if (rc || !text || (same && store_nodes_current(s, d->id, meta)))
+		goto out;
+	if (same)
+		rc = store_batch_del_ref_doc(s, b, nss, d->id);
+	if (!rc) {
+		store_node_hash(d->data, d->len, meta, doc_hash);
+		rc = store_batch_ingest(s, b, &v, meta, doc_hash);
+	}
+	*result = STORE_INDEXED;
+out:
+	json_decref(old);
+	json_decref(meta);
+	json_decref(file);
+	return rc;
+}
+
+int store_batch_doc(struct store *s, struct engine_batch *b, char *const *nss,
+		    const struct store_doc *d, int *result)
+{
+	json_t *user = NULL;
+	int rc;
+
 	if (d->user_meta) {
 		rc = store_parse_object("metadata", d->user_meta,
 					strlen(d->user_meta), &user);
 		if (rc)
 			return rc;
 	}
-	store_hex128(d->data, d->len, hash);
-	if (store_doc_unchanged(s, d->id, hash, user)) {
-		*result = STORE_UNCHANGED;
-		goto out;
-	}
-	text = text_is_utf8(d->data, d->len);
-	meta = store_doc_metadata(d, user);
-	file = json_pack("{s:i,s:I,s:I,s:I,s:s,s:b,s:o}", "mode",
-			 (int)(d->mode ? d->mode : 0644), "mtime",
-			 (json_int_t)d->mtime, "ctime",
-			 (json_int_t)(d->ctime ? d->ctime : d->mtime), "size",
-			 (json_int_t)d->len, "hash", hash, "indexed", text,
-			 "xattrs", user ? json_incref(user) : json_object());
-	if (!meta || !file) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = store_batch_del_ref_doc(s, b, nss, d->id);
-	if (!rc)
-		rc = engine_batch_put_blob(b, STORE_C_CONTENT, d->id, d->data,
-					   d->len);
-	if (!rc)
-		rc = store_batch_put_obj(b, STORE_C_FILES, d->id, file);
-	if (!rc && text) {
-		store_node_hash(d->data, d->len, meta, doc_hash);
-		rc = store_batch_ingest(s, b, d, meta, doc_hash);
-	}
-	*result = text ? STORE_INDEXED : STORE_BINARY;
-out:
+	rc = store_batch_doc_json(s, b, nss, d, user, result);
 	json_decref(user);
-	json_decref(meta);
-	json_decref(file);
+	return rc;
+}
+
+int store_batch_doc_del(struct store *s, struct engine_batch *b,
+			char *const *nss, const char *id)
+{
+	int rc;
+
+	rc = store_batch_del_ref_doc(s, b, nss, id);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_CONTENT, id);
+	if (!rc)
+		rc = engine_batch_del(b, STORE_C_FILES, id);
 	return rc;
 }
 
@@ -528,11 +612,7 @@ int store_doc_del(struct store *s, const char *id)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = store_batch_del_ref_doc(s, b, nss, id);
-	if (!rc)
-		rc = engine_batch_del(b, STORE_C_CONTENT, id);
-	if (!rc)
-		rc = engine_batch_del(b, STORE_C_FILES, id);
+	rc = store_batch_doc_del(s, b, nss, id);
 	if (!rc)
 		rc = engine_commit(s->eng, b);
 out:

@@ -252,6 +252,7 @@ int store_fsck(struct store *s, engine_report_fn *report, void *arg)
 	if (!rc)
 		rc = engine_foreach(s->eng, STORE_C_FILES, store_fsck_files,
 				    &f);
+	/* lodefs/dirs refers to nothing: its records need no checks here */
 	if (!rc)
 		rc = store_list_namespaces(s, &nss);
 	for (p = nss; !rc && p && *p; p++) {

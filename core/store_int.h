@@ -17,6 +17,7 @@
 #define STORE_C_GRAPH	 "graph_store/data"
 #define STORE_C_CONTENT	 "lodefs/content"
 #define STORE_C_FILES	 "lodefs/files"
+#define STORE_C_DIRS	 "lodefs/dirs"
 #define STORE_VEC_PREFIX "vector_store/"
 #define STORE_NS_MAX	 200
 
@@ -81,6 +82,16 @@ int store_vec_coll(const char *ns, char *buf, size_t size);
 int store_check_id(const char *what, const char *id);
 
 /*
+ * Checks a document id or directory path (`what` names it in the reason):
+ * a relative path without empty, . or .. parts.  0 or -EINVAL /
+ * -ENAMETOOLONG with the reason set.
+ */
+int store_check_path(const char *what, const char *id);
+
+/* Checks the collection and key of a raw kv write: 0 or -EINVAL. */
+int store_kv_check(const char *coll, const char *key);
+
+/*
  * Collects the names of the vector namespaces (without the prefix) into a
  * NULL-terminated malloc'd array; free with store_free_strv.
  */
@@ -93,6 +104,43 @@ void store_free_strv(char **v);
  */
 int store_batch_del_node(struct engine_batch *b, char *const *nss,
 			 const char *id);
+
+/*
+ * Adds to `b` the writing of document d (d->user_meta is ignored: `user`,
+ * a JSON object or NULL, is its user metadata) against the committed
+ * state, as one document of store_docs_put: the content only if it
+ * changed, the lodefs/files record only if it changed, the nodes only if
+ * the content or their metadata changed.  *result gets the enum
+ * store_put_result.  On error b may hold part of the records: the caller
+ * rolls it back or drops it.
+ */
+int store_batch_doc_json(struct store *s, struct engine_batch *b,
+			 char *const *nss, const struct store_doc *d,
+			 json_t *user, int *result);
+
+/* The same, with the user metadata parsed from d->user_meta. */
+int store_batch_doc(struct store *s, struct engine_batch *b, char *const *nss,
+		    const struct store_doc *d, int *result);
+
+/*
+ * Adds to `b` the deletion of document `id`: its nodes, their vectors in
+ * every namespace of `nss`, docstore metadata, ref_doc_info, content and
+ * lodefs/files record.
+ */
+int store_batch_doc_del(struct store *s, struct engine_batch *b,
+			char *const *nss, const char *id);
+
+/*
+ * Fills *f from a lodefs/files record (missing fields are 0; xattrs "{}"
+ * if none).  0 or -ENOMEM; free with store_file_release.
+ */
+int store_file_parse(const json_t *rec, struct store_file *f);
+
+/* The unsigned integer j holds (an ino is kept as its bit pattern), or 0. */
+static inline uint64_t store_u64(const json_t *j)
+{
+	return json_is_integer(j) ? (uint64_t)json_integer_value(j) : 0;
+}
 
 /* The observer that keeps the keyword index in step with docstore/data. */
 void store_observe(void *arg, const char *coll, const char *key,

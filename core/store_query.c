@@ -1,4 +1,4 @@
-/* store_query.c - retrieval: BM25, exact cosine, hybrid fusion, results. */
+/* store_query.c - retrieval: BM25, exact cosine, hybrid fusion, MMR, results. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -39,7 +39,8 @@ static int store_allow_node(void *arg, const char *key, enum engine_type type,
 		w = json_loadb(data, len, 0, NULL);
 		meta = json_object_get(json_object_get(w, "__data__"),
 				       "metadata");
-		ok = vec_filter_match(sc->filters, meta ? meta : json_object());
+		/* vec_filter_match takes NULL (a node without metadata) as {} */
+		ok = vec_filter_match(sc->filters, meta);
 		json_decref(w);
 	}
 	if (ok && strset_add(sc->allow->set, key))
@@ -174,6 +175,8 @@ struct store_vscan {
 	const float *query;
 	uint32_t dim;
 	size_t k;
+	int mmr;	  /* re-rank by maximal marginal relevance */
+	double threshold; /* MMR lambda, in [0, 1] */
 	struct store_allow *allow;
 	struct vec_hit *hits;
 	size_t n;
@@ -188,14 +191,23 @@ static int store_vscan(void *arg, const struct engine_vecs *v)
 				  "query vector has %u dimensions; the "
 				  "namespace holds %u",
 				  vs->dim, v->dim);
+	if (vs->mmr)
+		return vec_mmr(v, vs->query, vs->dim, vs->k, vs->threshold,
+			       vs->allow->set ? store_allow_fn : NULL,
+			       vs->allow, &vs->hits, &vs->n);
 	return vec_topk(v, vs->query, vs->dim, vs->k,
 			vs->allow->set ? store_allow_fn : NULL, vs->allow,
 			&vs->hits, &vs->n);
 }
 
+/*
+ * Exact cosine top-k of the namespace, or with mmr set its MMR re-ranking
+ * (threshold = lambda), whose scores are then the MMR scores, as
+ * SimpleVectorStore reports them.
+ */
 static int store_vector(struct store *s, const struct store_query *q, size_t k,
-			struct store_allow *allow, struct store_scored **out,
-			size_t *n)
+			int mmr, double threshold, struct store_allow *allow,
+			struct store_scored **out, size_t *n)
 {
 	char coll[STORE_NS_MAX + 32];
 	struct store_vscan vs = { 0 };
@@ -233,6 +245,8 @@ static int store_vector(struct store *s, const struct store_query *q, size_t k,
 		vs.query = own;
 	}
 	vs.k = k;
+	vs.mmr = mmr;
+	vs.threshold = threshold;
 	vs.allow = allow;
 	rc = engine_with_vecs(s->eng, coll, store_vscan, &vs);
 	free(own);
@@ -365,6 +379,14 @@ int store_query(struct store *s, const struct store_query *q,
 	struct store_allow allow = { 0 };
 	enum store_mode mode = q->mode;
 	double alpha = q->alpha < 0 ? 0.5 : q->alpha;
+	/*
+	 * Callers zero-initialise store_query, so mmr_threshold is only read
+	 * in MMR mode, where 0 is a real lambda (all novelty).  LlamaIndex's
+	 * `mmr_threshold or 0.5` would turn 0 into 0.5; we keep what was
+	 * asked for.
+	 */
+	double lambda = q->mmr_threshold < 0 ? VEC_MMR_THRESHOLD_DEFAULT
+					     : q->mmr_threshold;
 	int rc;
 
 	store_clear_error();
@@ -374,6 +396,9 @@ int store_query(struct store *s, const struct store_query *q,
 		return store_fail(-EINVAL, "alpha must be between 0 and 1");
 	if (q->embedding && q->dim == 0)
 		return store_fail(-EINVAL, "empty query_embedding");
+	if (mode == STORE_MODE_MMR && !(lambda <= 1))
+		return store_fail(-EINVAL,
+				  "mmr_threshold must be between 0 and 1");
 	if (mode == STORE_MODE_DEFAULT)
 		mode = q->embedding ? STORE_MODE_VECTOR : STORE_MODE_KEYWORD;
 	atomic_fetch_add(&s->queries, 1);
@@ -385,10 +410,13 @@ int store_query(struct store *s, const struct store_query *q,
 		rc = store_keyword(s, q, k, &allow, &res, &nres);
 		break;
 	case STORE_MODE_VECTOR:
-		rc = store_vector(s, q, k, &allow, &res, &nres);
+		rc = store_vector(s, q, k, 0, 0, &allow, &res, &nres);
+		break;
+	case STORE_MODE_MMR:
+		rc = store_vector(s, q, k, 1, lambda, &allow, &res, &nres);
 		break;
 	case STORE_MODE_HYBRID:
-		rc = store_vector(s, q, k, &allow, &vec, &nv);
+		rc = store_vector(s, q, k, 0, 0, &allow, &vec, &nv);
 		if (!rc)
 			rc = store_keyword(s, q, k, &allow, &kw, &nk);
 		if (!rc)
@@ -442,6 +470,8 @@ static const char *store_mode_name(enum store_mode m, int vector)
 		return "vector";
 	case STORE_MODE_HYBRID:
 		return "hybrid";
+	case STORE_MODE_MMR:
+		return "mmr";
 	default:
 		return vector ? "vector" : "keyword";
 	}

@@ -512,6 +512,42 @@ Test(engine, empty_batch_commits_nothing)
 	backend_close(be);
 }
 
+Test(engine, batch_rollback_drops_records_and_failure_after_the_mark)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	struct engine_batch *b = engine_batch_new();
+	struct engine_batch_mark m;
+
+	cr_assert_eq(engine_batch_put_json(b, C_DATA, "keep", "{\"v\":1}", 7),
+		     0);
+	engine_batch_mark(b, &m);
+	cr_assert_eq(engine_batch_put_blob(b, "content", "gone", "xy", 2), 0);
+	cr_assert_eq(engine_batch_put_json(b, C_DATA, "bad", "{\"v\":", 5),
+		     -EINVAL);
+	cr_assert_eq(engine_batch_count(b), 2);
+	engine_batch_rollback(b, &m);
+	cr_assert_eq(engine_batch_count(b), 1);
+	cr_assert_eq(engine_batch_bytes(b), 7);
+	/* the batch goes on from the mark and commits without the failure */
+	cr_assert_eq(engine_batch_del(b, C_DATA, "other"), 0);
+	cr_assert_eq(engine_commit(e, b), 0, "%s", engine_last_error());
+	assert_value(e, C_DATA, "keep", "{\"v\":1}");
+	assert_value(e, "content", "gone", NULL);
+	assert_value(e, C_DATA, "bad", NULL);
+	engine_batch_free(b);
+	/* a failure before the mark survives the rollback */
+	b = engine_batch_new();
+	cr_assert_eq(engine_batch_put_json(b, C_DATA, "bad", "[1]", 3),
+		     -EINVAL);
+	engine_batch_mark(b, &m);
+	cr_assert_eq(engine_batch_put_json(b, C_DATA, "x", "{}", 2), 0);
+	engine_batch_rollback(b, &m);
+	assert_refused(be, e, b);
+	engine_close(e);
+	backend_close(be);
+}
+
 /* --- durability ----------------------------------------------------------- */
 
 static void fill_some(struct engine *e)

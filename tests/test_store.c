@@ -804,3 +804,715 @@ Test(store, keyword_index_is_rebuilt_when_its_checkpoint_object_is_gone)
 	cr_assert_eq(query_ids("urchins", 3, ids), 1);
 	cr_assert_str_eq(ids[0], "u.txt");
 }
+
+/* --- records, inode numbers and transactions ---------------------------- */
+
+#define T0  1700000000 /* 2023-11-14 22:13:20 UTC */
+#define DAY 86400
+
+/* Reopens the store with small chunks, so that a document has many nodes. */
+static void reopen_small(void)
+{
+	struct store_opts o;
+
+	store_close(st);
+	store_opts_init(&o);
+	o.chunk_size = 40;
+	o.chunk_overlap = 5;
+	cr_assert_eq(store_open(be, &o, &st), 0, "%s", store_last_error());
+}
+
+static const char *long_text(const char *sentence)
+{
+	static char text[4000];
+	size_t i;
+
+	text[0] = '\0';
+	for (i = 0; i < 20; i++)
+		strcat(text, sentence);
+	return text;
+}
+
+static int put_full(const char *id, const char *text, const char *meta,
+		    unsigned mode, time_t mtime, uint64_t ino)
+{
+	struct store_doc d = { .id = id,
+			       .data = text,
+			       .len = strlen(text),
+			       .user_meta = meta,
+			       .mode = mode,
+			       .mtime = mtime,
+			       .ino = ino };
+	int r = -1, rc = store_docs_put(st, &d, 1, &r);
+
+	return rc ? rc : r;
+}
+
+/* The node ids of ref_doc_info[doc] as a JSON array (new reference). */
+static json_t *node_ids(const char *doc)
+{
+	json_t *info = kv("docstore/ref_doc_info", doc), *ids;
+
+	cr_assert_not_null(info, "no ref_doc_info for %s", doc);
+	ids = json_incref(json_object_get(info, "node_ids"));
+	json_decref(info);
+	return ids;
+}
+
+/* The stored TextNode JSON of every node of `ids`, concatenated. */
+static char *nodes_text(const json_t *ids)
+{
+	size_t i, len, total = 0;
+	char *all = strdup(""), *one;
+
+	for (i = 0; i < json_array_size(ids); i++) {
+		cr_assert_eq(store_node_get(
+				     st,
+				     json_string_value(json_array_get(ids, i)),
+				     &one, &len),
+			     0);
+		all = realloc(all, total + len + 1);
+		memcpy(all + total, one, len + 1);
+		total += len;
+		free(one);
+	}
+	return all;
+}
+
+/* Metadata field `key` of the first node of `doc`, malloc'd. */
+static char *node_meta(const char *doc, const char *key)
+{
+	json_t *ids = node_ids(doc), *n, *v;
+	char *out;
+
+	n = kv("docstore/data", json_string_value(json_array_get(ids, 0)));
+	cr_assert_not_null(n);
+	v = json_object_get(
+		json_object_get(json_object_get(n, "__data__"), "metadata"),
+		key);
+	out = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+	json_decref(n);
+	json_decref(ids);
+	return out;
+}
+
+static uint64_t commits(void)
+{
+	struct engine_stats es;
+
+	engine_get_stats(store_engine(st), &es);
+	return es.commits;
+}
+
+/* Bytes of segments written since the last checkpoint. */
+static uint64_t seg_bytes(void)
+{
+	struct engine_stats es;
+
+	engine_get_stats(store_engine(st), &es);
+	return es.segment_bytes;
+}
+
+/* The date string the node metadata gives t, quoted as JSON. */
+static const char *day(time_t t)
+{
+	static char buf[32];
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "\"%Y-%m-%d\"", &tm);
+	return buf;
+}
+
+static struct store_txn *txn(void)
+{
+	struct store_txn *t;
+
+	cr_assert_eq(store_txn_begin(st, &t), 0);
+	return t;
+}
+
+Test(store, put_records_an_ino_and_keeps_it_on_overwrite)
+{
+	struct store_file f, g;
+
+	cr_assert_eq(put_doc("i.txt", "Ibexes climb cliffs.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_stat(st, "i.txt", &f), 0);
+	cr_assert_geq(f.ino, STORE_INO_MIN);
+	cr_assert_eq(f.mode, 0644);
+	cr_assert_eq(f.mtime, T0);
+	cr_assert_eq(f.ctime, T0);
+	cr_assert_eq(f.size, strlen("Ibexes climb cliffs."));
+	cr_assert_eq(f.indexed, 1);
+	cr_assert_str_eq(f.xattrs, "{}");
+	cr_assert_eq(strlen(f.hash), 32);
+	cr_assert_eq(put_doc("i.txt", "Ibexes climb steep cliffs.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_stat(st, "i.txt", &g), 0);
+	cr_assert_eq(g.ino, f.ino);
+	store_file_release(&g);
+	cr_assert_eq(put_full("i.txt", "x", NULL, 0, T0, 42), STORE_INDEXED);
+	cr_assert_eq(store_doc_stat(st, "i.txt", &g), 0);
+	cr_assert_eq(g.ino, 42);
+	store_file_release(&f);
+	store_file_release(&g);
+}
+
+Test(store, stat_of_a_missing_document_is_enoent)
+{
+	struct store_file f;
+
+	cr_assert_eq(store_doc_stat(st, "nope.txt", &f), -ENOENT);
+	store_file_release(&f);
+}
+
+Test(store, new_ino_is_in_range_and_unique)
+{
+	enum { N = 100000 };
+	uint64_t *v = malloc(N * sizeof(*v));
+	size_t i, j;
+
+	for (i = 0; i < N; i++) {
+		v[i] = store_new_ino("same/id");
+		cr_assert_geq(v[i], STORE_INO_MIN);
+		cr_assert_lt(v[i], 1ull << 63);
+	}
+	/* insertion sort would be slow: a shell sort is enough here */
+	for (j = N / 2; j > 0; j /= 2)
+		for (i = j; i < N; i++) {
+			uint64_t x = v[i];
+			size_t k = i;
+
+			for (; k >= j && v[k - j] > x; k -= j)
+				v[k] = v[k - j];
+			v[k] = x;
+		}
+	for (i = 1; i < N; i++)
+		cr_assert_neq(v[i], v[i - 1], "duplicate ino %llu",
+			      (unsigned long long)v[i]);
+	free(v);
+}
+
+struct seen {
+	char ids[8][32];
+	uint64_t inos[8];
+	unsigned modes[8];
+	size_t n;
+	size_t stop_at;
+};
+
+static int seen_file(void *arg, const char *id, const struct store_file *f)
+{
+	struct seen *s = arg;
+
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", id);
+	s->inos[s->n] = f->ino;
+	s->modes[s->n] = f->mode;
+	return ++s->n == s->stop_at ? 7 : 0;
+}
+
+static int seen_dir(void *arg, const char *path, const struct store_dir *d)
+{
+	struct seen *s = arg;
+
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", path);
+	s->inos[s->n] = d->ino;
+	s->modes[s->n++] = d->mode;
+	return 0;
+}
+
+Test(store, files_foreach_goes_in_insertion_order_and_stops)
+{
+	struct seen s = { 0 };
+
+	cr_assert_eq(put_doc("c.txt", "Cats.", NULL), STORE_INDEXED);
+	cr_assert_eq(put_doc("a.txt", "Ants.", NULL), STORE_INDEXED);
+	cr_assert_eq(put_doc("b.txt", "Bees.", NULL), STORE_INDEXED);
+	/* a new version keeps its place; delete and re-create moves it */
+	cr_assert_eq(put_doc("c.txt", "Cats purr.", NULL), STORE_INDEXED);
+	cr_assert_eq(store_doc_del(st, "a.txt"), 0);
+	cr_assert_eq(put_doc("a.txt", "Ants.", NULL), STORE_INDEXED);
+	cr_assert_eq(store_files_foreach(st, seen_file, &s), 0);
+	cr_assert_eq(s.n, 3);
+	cr_assert_str_eq(s.ids[0], "c.txt");
+	cr_assert_str_eq(s.ids[1], "b.txt");
+	cr_assert_str_eq(s.ids[2], "a.txt");
+	cr_assert_geq(s.inos[0], STORE_INO_MIN);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	cr_assert_eq(store_files_foreach(st, seen_file, &s), 7);
+	cr_assert_eq(s.n, 2);
+}
+
+Test(store, same_content_with_new_mode_rewrites_only_the_record)
+{
+	json_t *ids;
+	char *before, *after;
+	uint64_t c0, b0;
+	struct store_file f;
+
+	cr_assert_eq(put_full("m.txt", "Moles dig tunnels.", NULL, 0644, T0, 0),
+		     STORE_INDEXED);
+	ids = node_ids("m.txt");
+	before = nodes_text(ids);
+	c0 = commits();
+	b0 = seg_bytes();
+	cr_assert_eq(put_full("m.txt", "Moles dig tunnels.", NULL, 0600, T0, 0),
+		     STORE_UNCHANGED);
+	cr_assert_eq(commits(), c0 + 1);
+	/* one small record, not the nodes, vectors and ref_doc_info */
+	cr_assert_lt(seg_bytes() - b0, 600, "wrote %llu bytes",
+		     (unsigned long long)(seg_bytes() - b0));
+	cr_assert_eq(store_doc_stat(st, "m.txt", &f), 0);
+	cr_assert_eq(f.mode, 0600);
+	store_file_release(&f);
+	after = nodes_text(ids);
+	cr_assert_str_eq(after, before);
+	free(after);
+	/* a later mtime on the same day: the record only */
+	cr_assert_eq(
+		put_full("m.txt", "Moles dig tunnels.", NULL, 0600, T0 + 60, 0),
+		STORE_UNCHANGED);
+	after = nodes_text(ids);
+	cr_assert_str_eq(after, before);
+	free(after);
+	/* another day: the nodes' last_modified_date changes */
+	cr_assert_eq(put_full("m.txt", "Moles dig tunnels.", NULL, 0600,
+			      T0 + 3 * DAY, 0),
+		     STORE_INDEXED);
+	after = nodes_text(ids);
+	cr_assert_str_neq(after, before);
+	free(after);
+	/* and the same everything again writes nothing */
+	c0 = commits();
+	cr_assert_eq(put_full("m.txt", "Moles dig tunnels.", NULL, 0600,
+			      T0 + 3 * DAY, 0),
+		     STORE_UNCHANGED);
+	cr_assert_eq(commits(), c0);
+	free(before);
+	json_decref(ids);
+}
+
+Test(store, txn_move_renames_doc_and_nodes)
+{
+	json_t *old_ids, *new_ids, *m;
+	struct store_file f, g;
+	struct store_txn *t;
+	char ids[4][64], *v;
+	void *data;
+	size_t len, i;
+	float *vec;
+	uint32_t dim;
+
+	reopen_small();
+	cr_assert_eq(put_full("a/old.txt",
+			      long_text("Narwhals have long spiral tusks. "),
+			      "{\"colour\": \"grey\"}", 0600, T0, 0),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_stat(st, "a/old.txt", &f), 0);
+	old_ids = node_ids("a/old.txt");
+	cr_assert_gt(json_array_size(old_ids), 1);
+	t = txn();
+	cr_assert_eq(store_txn_doc_move(t, "a/old.txt", "b/new.md", 0), 0, "%s",
+		     store_last_error());
+	cr_assert_eq(store_txn_count(t), 1);
+	cr_assert_eq(store_txn_commit(t), 0, "%s", store_last_error());
+
+	cr_assert_eq(store_doc_stat(st, "a/old.txt", &g), -ENOENT);
+	cr_assert_eq(store_doc_get(st, "a/old.txt", &data, &len), -ENOENT);
+	cr_assert_null(kv("docstore/ref_doc_info", "a/old.txt"));
+	cr_assert_null(kv("docstore/metadata", "a/old.txt"));
+	cr_assert_eq(store_doc_stat(st, "b/new.md", &g), 0);
+	cr_assert_eq(g.ino, f.ino);
+	cr_assert_eq(g.mode, 0600);
+	cr_assert_eq(g.mtime, T0);
+	cr_assert_eq(g.ctime, T0);
+	cr_assert_str_eq(g.hash, f.hash);
+	cr_assert_str_eq(g.xattrs, "{\"colour\":\"grey\"}");
+	cr_assert_eq(store_doc_get(st, "b/new.md", &data, &len), 0);
+	cr_assert_str_eq(data, long_text("Narwhals have long spiral tusks. "));
+	free(data);
+	for (i = 0; i < json_array_size(old_ids); i++) {
+		const char *id = json_string_value(json_array_get(old_ids, i));
+
+		cr_assert_null(kv("docstore/data", id), "old node %s", id);
+		cr_assert_null(kv("docstore/metadata", id));
+		cr_assert_eq(store_vec_get(st, "default", id, &vec, &dim),
+			     -ENOENT);
+	}
+	new_ids = node_ids("b/new.md");
+	cr_assert_eq(json_array_size(new_ids), json_array_size(old_ids));
+	cr_assert_eq(engine_count(store_engine(st), "docstore/data"),
+		     json_array_size(new_ids));
+	m = kv("docstore/metadata",
+	       json_string_value(json_array_get(new_ids, 0)));
+	cr_assert_str_eq(json_string_value(json_object_get(m, "ref_doc_id")),
+			 "b/new.md");
+	json_decref(m);
+	v = node_meta("b/new.md", "file_path");
+	cr_assert_str_eq(v, "\"b/new.md\"");
+	free(v);
+	v = node_meta("b/new.md", "file_name");
+	cr_assert_str_eq(v, "\"new.md\"");
+	free(v);
+	v = node_meta("b/new.md", "colour");
+	cr_assert_str_eq(v, "\"grey\"");
+	free(v);
+	cr_assert_eq(query_ids("narwhals spiral tusks", 1, ids), 1);
+	cr_assert_str_eq(ids[0], "b/new.md");
+	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
+	store_file_release(&f);
+	store_file_release(&g);
+	json_decref(old_ids);
+	json_decref(new_ids);
+}
+
+Test(store, txn_move_onto_an_existing_target_replaces_it)
+{
+	struct store_file f, g;
+	struct store_txn *t;
+	char ids[4][64];
+	void *data;
+	size_t len;
+
+	cr_assert_eq(put_doc("x.txt", "Axolotls regrow limbs.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(put_doc("y.txt", "Penguins huddle in winter.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_stat(st, "x.txt", &f), 0);
+	t = txn();
+	cr_assert_eq(store_txn_doc_move(t, "x.txt", "y.txt", 0), 0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_eq(store_doc_get(st, "y.txt", &data, &len), 0);
+	cr_assert_str_eq(data, "Axolotls regrow limbs.");
+	free(data);
+	cr_assert_eq(store_doc_stat(st, "y.txt", &g), 0);
+	cr_assert_eq(g.ino, f.ino);
+	cr_assert_eq(store_doc_exists(st, "x.txt"), 0);
+	cr_assert_eq(query_ids("penguins", 5, ids), 0);
+	cr_assert_eq(query_ids("axolotls", 5, ids), 1);
+	cr_assert_str_eq(ids[0], "y.txt");
+	cr_assert_eq(engine_count(store_engine(st), "docstore/data"), 1);
+	cr_assert_eq(engine_count(store_engine(st), "lodefs/files"), 1);
+	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
+	store_file_release(&f);
+	store_file_release(&g);
+}
+
+Test(store, txn_move_with_an_ino_sets_it_and_refuses_bad_moves)
+{
+	struct store_file f;
+	struct store_txn *t;
+
+	cr_assert_eq(put_doc("p.txt", "Puffins.", NULL), STORE_INDEXED);
+	t = txn();
+	cr_assert_eq(store_txn_doc_move(t, "missing.txt", "q.txt", 0), -ENOENT);
+	cr_assert_eq(store_txn_doc_move(t, "p.txt", "p.txt", 0), -EINVAL);
+	cr_assert_eq(store_txn_doc_move(t, "p.txt", "../q.txt", 0), -EINVAL);
+	cr_assert_eq(store_txn_count(t), 0);
+	cr_assert_eq(store_txn_doc_move(t, "p.txt", "q.txt", 77), 0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_eq(store_doc_stat(st, "q.txt", &f), 0);
+	cr_assert_eq(f.ino, 77);
+	store_file_release(&f);
+}
+
+Test(store, txn_doc_attr_chmod_keeps_nodes_and_a_date_change_remakes_them)
+{
+	struct store_file f;
+	struct store_txn *t;
+	json_t *ids, *ids2;
+	char *before, *after, *v;
+	uint64_t b0;
+
+	reopen_small();
+	cr_assert_eq(put_full("h.txt",
+			      long_text("Hedgehogs roll into spiky balls. "),
+			      NULL, 0644, T0, 0),
+		     STORE_INDEXED);
+	ids = node_ids("h.txt");
+	cr_assert_gt(json_array_size(ids), 3);
+	before = nodes_text(ids);
+	b0 = seg_bytes();
+	t = txn();
+	cr_assert_eq(store_txn_doc_attr(t, "h.txt", 0640, T0, T0 + 5, NULL), 0,
+		     "%s", store_last_error());
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_lt(seg_bytes() - b0, 600, "wrote %llu bytes",
+		     (unsigned long long)(seg_bytes() - b0));
+	cr_assert_eq(store_doc_stat(st, "h.txt", &f), 0);
+	cr_assert_eq(f.mode, 0640);
+	cr_assert_eq(f.ctime, T0 + 5);
+	store_file_release(&f);
+	ids2 = node_ids("h.txt");
+	cr_assert(json_equal(ids, ids2));
+	json_decref(ids2);
+	after = nodes_text(ids);
+	cr_assert_str_eq(after, before, "chmod made the nodes again");
+	free(after);
+
+	v = node_meta("h.txt", "last_modified_date");
+	cr_assert_str_eq(v, day(T0));
+	free(v);
+	t = txn();
+	cr_assert_eq(store_txn_doc_attr(t, "h.txt", 0640, T0 + 30 * DAY,
+					T0 + 30 * DAY, NULL),
+		     0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	v = node_meta("h.txt", "last_modified_date");
+	cr_assert_str_eq(v, day(T0 + 30 * DAY));
+	free(v);
+	v = node_meta("h.txt", "creation_date");
+	cr_assert_str_eq(v, day(T0 + 30 * DAY));
+	free(v);
+	ids2 = node_ids("h.txt");
+	cr_assert(json_equal(ids, ids2), "same content, same node ids");
+	json_decref(ids2);
+	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
+	free(before);
+	json_decref(ids);
+}
+
+Test(store, txn_doc_attr_xattrs_update_node_metadata)
+{
+	struct store_file f;
+	struct store_txn *t;
+	json_t *info;
+	char *v;
+
+	cr_assert_eq(put_full("k.txt", "Kiwis cannot fly.", "{\"a\": 1}", 0644,
+			      T0, 0),
+		     STORE_INDEXED);
+	t = txn();
+	cr_assert_eq(store_txn_doc_attr(t, "k.txt", 0644, T0, T0,
+					"{\"tag\": \"bird\"}"),
+		     0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	v = node_meta("k.txt", "tag");
+	cr_assert_str_eq(v, "\"bird\"");
+	free(v);
+	cr_assert_null(node_meta("k.txt", "a"));
+	info = kv("docstore/ref_doc_info", "k.txt");
+	cr_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(info, "metadata"), "tag")),
+			 "bird");
+	json_decref(info);
+	cr_assert_eq(store_doc_stat(st, "k.txt", &f), 0);
+	cr_assert_str_eq(f.xattrs, "{\"tag\":\"bird\"}");
+	store_file_release(&f);
+	/* bad xattrs and a missing document are refused */
+	t = txn();
+	cr_assert_eq(store_txn_doc_attr(t, "k.txt", 0644, T0, T0, "[1]"),
+		     -EINVAL);
+	cr_assert_eq(store_txn_doc_attr(t, "nope.txt", 0644, T0, T0, NULL),
+		     -ENOENT);
+	cr_assert_eq(store_txn_count(t), 0);
+	store_txn_abort(t);
+}
+
+Test(store, txn_duplicate_id_is_einval_and_the_txn_stays_usable)
+{
+	struct store_doc d = { .id = "dup.txt", .data = "one", .len = 3 };
+	struct store_doc e = { .id = "other.txt", .data = "two", .len = 3 };
+	struct store_txn *t;
+	void *data;
+	size_t len;
+	int r = -1;
+
+	cr_assert_eq(put_doc("m1.txt", "Moths.", NULL), STORE_INDEXED);
+	t = txn();
+	cr_assert_eq(store_txn_doc_put(t, &d, &r), 0);
+	cr_assert_eq(r, STORE_INDEXED);
+	d.data = "uno";
+	cr_assert_eq(store_txn_doc_put(t, &d, NULL), -EINVAL);
+	cr_assert_neq(store_last_error()[0], '\0');
+	cr_assert_eq(store_txn_doc_del(t, "dup.txt"), -EINVAL);
+	cr_assert_eq(store_txn_doc_move(t, "m1.txt", "dup.txt", 0), -EINVAL);
+	cr_assert_eq(store_txn_doc_move(t, "dup.txt", "m2.txt", 0), -EINVAL);
+	cr_assert_eq(store_txn_count(t), 1);
+	cr_assert_eq(store_txn_doc_put(t, &e, NULL), 0);
+	cr_assert_eq(store_txn_doc_move(t, "m1.txt", "m2.txt", 0), 0);
+	cr_assert_eq(store_txn_doc_put(t, &(struct store_doc){ .id = "m1.txt" },
+				       NULL),
+		     -EINVAL);
+	cr_assert_eq(store_txn_count(t), 3);
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_eq(store_doc_get(st, "dup.txt", &data, &len), 0);
+	cr_assert_str_eq(data, "one");
+	free(data);
+	cr_assert(store_doc_exists(st, "other.txt"));
+	cr_assert(store_doc_exists(st, "m2.txt"));
+	cr_assert_not(store_doc_exists(st, "m1.txt"));
+}
+
+Test(store, txn_failing_steps_then_commit_applies_only_the_good_steps)
+{
+	struct store_doc good = { .id = "g1.txt", .data = "Gnus.", .len = 5 };
+	struct store_doc bad = { .id = "../b.txt", .data = "x", .len = 1 };
+	struct store_doc later = { .id = "g2.txt",
+				   .data = "Geckos.",
+				   .len = 7 };
+	struct store_dir dir = { .mode = 0755, .mtime = T0 };
+	struct store_txn *t;
+	char *json;
+	size_t len;
+
+	t = txn();
+	cr_assert_eq(store_txn_doc_put(t, &good, NULL), 0);
+	cr_assert_eq(store_txn_doc_put(t, &bad, NULL), -EINVAL);
+	cr_assert_eq(store_txn_doc_del(t, "absent.txt"), -ENOENT);
+	cr_assert_eq(store_txn_doc_attr(t, "g2.txt", 0, T0, T0, "{"), -EINVAL);
+	cr_assert_eq(store_txn_kv_put(t, "my/coll", "k", "{bad", 4), -EINVAL);
+	cr_assert_eq(store_txn_kv_put(t, "vector_store/x", "k", "{}", 2),
+		     -EINVAL);
+	cr_assert_eq(store_txn_kv_del(t, "my/coll", "absent"), -ENOENT);
+	cr_assert_eq(store_txn_dir_put(t, "/abs", &dir), -EINVAL);
+	cr_assert_eq(store_txn_dir_del(t, "never"), -ENOENT);
+	/* a failed step did not claim its id */
+	cr_assert_eq(store_txn_doc_put(t, &later, NULL), 0);
+	cr_assert_eq(store_txn_kv_put(t, "my/coll", "k", "{\"v\": 1}", 8), 0);
+	cr_assert_eq(store_txn_kv_put(t, "my/coll", "k", "{\"v\": 2}", 8),
+		     -EINVAL);
+	cr_assert_eq(store_txn_count(t), 3);
+	cr_assert_eq(store_txn_commit(t), 0, "%s", store_last_error());
+	cr_assert(store_doc_exists(st, "g1.txt"));
+	cr_assert(store_doc_exists(st, "g2.txt"));
+	cr_assert_eq(store_kv_get(st, "my/coll", "k", &json, &len), 0);
+	cr_assert_str_eq(json, "{\"v\":1}");
+	free(json);
+	cr_assert_eq(engine_count(store_engine(st), "lodefs/files"), 2);
+	cr_assert_eq(engine_count(store_engine(st), "lodefs/dirs"), 0);
+	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
+	/* kv delete steps */
+	t = txn();
+	cr_assert_eq(store_txn_kv_del(t, "my/coll", "k"), 0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_eq(store_kv_get(st, "my/coll", "k", &json, &len), -ENOENT);
+}
+
+Test(store, txn_abort_applies_nothing_and_an_empty_txn_commits_nothing)
+{
+	struct store_doc d = { .id = "ab.txt", .data = "Abalone.", .len = 8 };
+	struct store_dir dir = { 0 };
+	struct store_txn *t;
+	uint64_t n0, c0;
+
+	cr_assert_eq(put_doc("keep.txt", "Kept.", NULL), STORE_INDEXED);
+	n0 = keys();
+	c0 = commits();
+	t = txn();
+	cr_assert_eq(store_txn_doc_put(t, &d, NULL), 0);
+	cr_assert_eq(store_txn_doc_del(t, "keep.txt"), 0);
+	cr_assert_eq(store_txn_dir_put(t, "dd", &dir), 0);
+	cr_assert_eq(store_txn_kv_put(t, "my/coll", "k", "{}", 2), 0);
+	cr_assert_eq(store_txn_count(t), 4);
+	store_txn_abort(t);
+	store_txn_abort(NULL);
+	cr_assert_eq(keys(), n0);
+	cr_assert_eq(commits(), c0);
+	cr_assert(store_doc_exists(st, "keep.txt"));
+	/* the lock was released: a plain write goes through */
+	t = txn();
+	cr_assert_eq(store_txn_count(t), 0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_eq(commits(), c0);
+	cr_assert_eq(put_doc("after.txt", "After.", NULL), STORE_INDEXED);
+}
+
+Test(store, txn_dirs_put_del_and_foreach)
+{
+	struct store_dir d1 = { .mode = 0700, .mtime = T0, .ctime = T0 + 1 };
+	struct store_dir d2 = { .mtime = T0 };
+	struct store_txn *t;
+	struct seen s = { 0 };
+	uint64_t ino1;
+
+	t = txn();
+	cr_assert_eq(store_txn_dir_put(t, "docs/d1", &d1), 0);
+	cr_assert_eq(store_txn_dir_put(t, "d2", &d2), 0);
+	cr_assert_eq(store_txn_dir_put(t, "d2", &d2), -EINVAL);
+	cr_assert_eq(store_txn_commit(t), 0);
+	cr_assert_eq(store_dirs_foreach(st, seen_dir, &s), 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.ids[0], "docs/d1");
+	cr_assert_str_eq(s.ids[1], "d2");
+	cr_assert_eq(s.modes[0], 0700);
+	cr_assert_eq(s.modes[1], 0755);
+	cr_assert_geq(s.inos[0], STORE_INO_MIN);
+	cr_assert_neq(s.inos[0], s.inos[1]);
+	ino1 = s.inos[0];
+	/* ino 0 keeps the recorded one */
+	d1.mode = 0750;
+	t = txn();
+	cr_assert_eq(store_txn_dir_put(t, "docs/d1", &d1), 0);
+	cr_assert_eq(store_txn_dir_del(t, "d2"), 0);
+	cr_assert_eq(store_txn_dir_del(t, "nope"), -ENOENT);
+	cr_assert_eq(store_txn_commit(t), 0);
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(store_dirs_foreach(st, seen_dir, &s), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.ids[0], "docs/d1");
+	cr_assert_eq(s.inos[0], ino1);
+	cr_assert_eq(s.modes[0], 0750);
+	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
+}
+
+Test(store, txn_reopen_persists_everything)
+{
+	struct store_doc d = { .id = "r/one.txt",
+			       .data = "Ravens are clever.",
+			       .len = 18,
+			       .user_meta = "{\"x\": \"y\"}",
+			       .mode = 0600,
+			       .mtime = T0,
+			       .ino = 1234 };
+	struct store_doc e = { .id = "r/two.txt",
+			       .data = "Robins sing.",
+			       .len = 12,
+			       .mtime = T0 };
+	struct store_dir dir = { .mode = 0711, .mtime = T0, .ino = 99 };
+	struct store_file f;
+	struct store_txn *t;
+	struct seen s = { 0 };
+	char ids[4][64], *json;
+	size_t len;
+
+	t = txn();
+	cr_assert_eq(store_txn_doc_put(t, &d, NULL), 0);
+	cr_assert_eq(store_txn_doc_put(t, &e, NULL), 0);
+	cr_assert_eq(store_txn_dir_put(t, "r", &dir), 0);
+	cr_assert_eq(store_txn_kv_put(t, "my/coll", "k", "{\"n\": 5}", 8), 0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	t = txn();
+	cr_assert_eq(store_txn_doc_move(t, "r/two.txt", "r/three.txt", 0), 0);
+	cr_assert_eq(store_txn_doc_attr(t, "r/one.txt", 0604, T0, T0, NULL), 0);
+	cr_assert_eq(store_txn_commit(t), 0);
+	reopen();
+	cr_assert_eq(store_doc_stat(st, "r/one.txt", &f), 0);
+	cr_assert_eq(f.ino, 1234);
+	cr_assert_eq(f.mode, 0604);
+	cr_assert_str_eq(f.xattrs, "{\"x\":\"y\"}");
+	store_file_release(&f);
+	cr_assert_eq(store_doc_stat(st, "r/two.txt", &f), -ENOENT);
+	cr_assert_eq(store_doc_stat(st, "r/three.txt", &f), 0);
+	cr_assert_geq(f.ino, STORE_INO_MIN);
+	store_file_release(&f);
+	cr_assert_eq(store_dirs_foreach(st, seen_dir, &s), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_eq(s.inos[0], 99);
+	cr_assert_eq(s.modes[0], 0711);
+	cr_assert_eq(store_kv_get(st, "my/coll", "k", &json, &len), 0);
+	free(json);
+	cr_assert_eq(query_ids("robins", 2, ids), 1);
+	cr_assert_str_eq(ids[0], "r/three.txt");
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	reopen();
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(store_files_foreach(st, seen_file, &s), 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.ids[0], "r/one.txt");
+	cr_assert_str_eq(s.ids[1], "r/three.txt");
+	cr_assert_eq(s.inos[0], 1234);
+	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
+}

@@ -29,3 +29,9 @@ lodefs_apt() {
 # What building and running lodefs needs.
 LODEFS_BUILD_PKGS=(gcc meson ninja-build pkg-config libfuse3-dev fuse3
 	libjansson-dev libcurl4-openssl-dev libxxhash-dev libcriterion-dev)
+
+# What the mount-level tests (tests/mount/) need beyond building: NFS in user
+# space (ganesha with FSAL_VFS, libnfs's nfs-ls/nfs-cat/nfs-cp), containers
+# (bwrap; setpriv is in util-linux), python3.
+LODEFS_TEST_PKGS=(fuse3 nfs-ganesha nfs-ganesha-vfs libnfs-utils bubblewrap
+	util-linux python3 attr jq)

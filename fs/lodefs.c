@@ -1,0 +1,413 @@
+/* lodefs.c - the mount command: options, the store, the FUSE session. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "fs/fs_int.h"
+
+#define LODEFS_LOCK ".lodefs.lock"
+
+struct lodefs_cli {
+	char *pos[3];
+	int n_pos;
+	char *sync;
+	unsigned chunk_size, chunk_overlap, checkpoint_segments;
+	double attr_timeout, entry_timeout;
+	int ro, allow_other, default_permissions, help, version;
+};
+
+enum {
+	KEY_RO,
+	KEY_ALLOW_OTHER,
+	KEY_DEFAULT_PERMISSIONS,
+	KEY_HELP,
+	KEY_VERSION
+};
+
+#define LODEFS_OPT(t, p)                             \
+	{                                            \
+		t, offsetof(struct lodefs_cli, p), 1 \
+	}
+static const struct fuse_opt lodefs_opts[] = {
+	LODEFS_OPT("sync=%s", sync),
+	LODEFS_OPT("chunk_size=%u", chunk_size),
+	LODEFS_OPT("chunk_overlap=%u", chunk_overlap),
+	LODEFS_OPT("checkpoint_segments=%u", checkpoint_segments),
+	LODEFS_OPT("attr_timeout=%lf", attr_timeout),
+	LODEFS_OPT("entry_timeout=%lf", entry_timeout),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END,
+};
+
+static int lodefs_opt_proc(void *data, const char *arg, int key,
+			   struct fuse_args *out)
+{
+	struct lodefs_cli *c = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (c->n_pos >= 2) {
+			fprintf(stderr, "lodefs: too many arguments: %s\n",
+				arg);
+			return -1;
+		}
+		c->pos[c->n_pos++] = strdup(arg);
+		return 0;
+	case KEY_RO:
+		c->ro = 1;
+		return 1;
+	case KEY_ALLOW_OTHER:
+		c->allow_other = 1;
+		return 1;
+	case KEY_DEFAULT_PERMISSIONS:
+		c->default_permissions = 1;
+		return 1;
+	case KEY_HELP:
+		c->help = 1;
+		return 0;
+	case KEY_VERSION:
+		c->version = 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void lodefs_usage(void)
+{
+	printf("usage: lodefs [-o OPTIONS] [SOURCE] MOUNTPOINT\n"
+	       "\n"
+	       "Mounts a lodefs store: documents, nodes, vectors, index "
+	       "structs and triples\n"
+	       "as files; search results under query/.\n"
+	       "\n"
+	       "SOURCE   a local store directory (made if absent); omitted: "
+	       "the default,\n"
+	       "         ${XDG_DATA_HOME:-~/.local/share}/lodefs/default\n"
+	       "\n"
+	       "lodefs options (-o):\n"
+	       "  sync=close|fsync       close: a file is durable when "
+	       "close() returns (default)\n"
+	       "                         fsync: durable at fsync(), or "
+	       "within a second (bulk loads)\n"
+	       "  chunk_size=N           tokens per node (default %d)\n"
+	       "  chunk_overlap=N        tokens shared by neighbour nodes "
+	       "(default %d)\n"
+	       "  attr_timeout=S         kernel attribute cache, seconds "
+	       "(default 1)\n"
+	       "  entry_timeout=S        kernel name cache, seconds "
+	       "(default 1)\n"
+	       "  checkpoint_segments=N  checkpoint after N commits "
+	       "(default 1000)\n"
+	       "  ro, allow_other, default_permissions, and every FUSE "
+	       "mount option\n"
+	       "\n"
+	       "  -f  foreground   -d  debug (implies -f)   -s  single "
+	       "thread\n"
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
+	       STORE_CHUNK_SIZE_DEFAULT, STORE_CHUNK_OVERLAP_DEFAULT);
+}
+
+/* mkdir -p */
+static int lodefs_mkdirs(const char *path)
+{
+	char buf[PATH_MAX], *p;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* The store directory of SOURCE (or the default), absolute, malloc'd. */
+static char *lodefs_store_path(const char *source)
+{
+	char buf[PATH_MAX], *abs;
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	int rc;
+
+	if (!source) {
+		if (xdg && *xdg)
+			snprintf(buf, sizeof(buf), "%s/lodefs/default", xdg);
+		else
+			snprintf(buf, sizeof(buf),
+				 "%s/.local/share/lodefs/default",
+				 home ? home : "/root");
+		source = buf;
+	}
+	if (strstr(source, "://")) {
+		fprintf(stderr,
+			"lodefs: %s: only local stores are supported by this "
+			"version (s3:// and r2:// are coming)\n",
+			source);
+		return NULL;
+	}
+	rc = lodefs_mkdirs(source);
+	if (rc) {
+		fprintf(stderr,
+			"lodefs: cannot make the store directory %s: %s\n",
+			source, strerror(-rc));
+		return NULL;
+	}
+	abs = realpath(source, NULL);
+	if (!abs)
+		fprintf(stderr, "lodefs: %s: %s\n", source, strerror(errno));
+	return abs;
+}
+
+static int lodefs_lock(const char *store)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", store, LODEFS_LOCK);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "lodefs: cannot open %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr,
+			"lodefs: the store %s is in use by another lodefs "
+			"mount or a `lode` writer\n(lock held on %s); unmount "
+			"it first, or mount a different store.\n",
+			store, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int lodefs_open_store(struct fs *fs, const struct lodefs_cli *c)
+{
+	struct store_opts so;
+	int rc;
+
+	rc = backend_local_open(fs->opts.store_path, &fs->be);
+	if (rc) {
+		fprintf(stderr, "lodefs: cannot open the store %s: %s\n",
+			fs->opts.store_path, strerror(-rc));
+		return rc;
+	}
+	store_opts_init(&so);
+	so.chunk_size = fs->opts.chunk_size;
+	so.chunk_overlap = fs->opts.chunk_overlap;
+	so.engine.checkpoint_segments = fs->opts.checkpoint_segments;
+	so.engine.read_only = fs->opts.read_only;
+	rc = store_open(fs->be, &so, &fs->st);
+	if (rc == -EUCLEAN) {
+		fprintf(stderr,
+			"lodefs: the store %s is damaged: %s\n"
+			"Run `lode fsck %s` to list every problem; nothing "
+			"was changed.\n",
+			fs->opts.store_path, store_last_error(),
+			fs->opts.store_path);
+	} else if (rc) {
+		fprintf(stderr, "lodefs: cannot open the store %s: %s%s%s\n",
+			fs->opts.store_path, strerror(-rc),
+			*store_last_error() ? ": " : "", store_last_error());
+	}
+	return rc;
+}
+
+static int lodefs_check_opts(struct fs *fs, struct lodefs_cli *c)
+{
+	struct fs_opts *o = &fs->opts;
+
+	o->sync = FS_SYNC_CLOSE;
+	if (c->sync && strcmp(c->sync, "fsync") == 0)
+		o->sync = FS_SYNC_FSYNC;
+	else if (c->sync && strcmp(c->sync, "close") != 0) {
+		fprintf(stderr, "lodefs: sync=%s: expected close or fsync\n",
+			c->sync);
+		return -EINVAL;
+	}
+	o->chunk_size =
+		c->chunk_size ? c->chunk_size : STORE_CHUNK_SIZE_DEFAULT;
+	o->chunk_overlap =
+		c->chunk_overlap != UINT_MAX
+			? c->chunk_overlap
+			: (o->chunk_size > STORE_CHUNK_OVERLAP_DEFAULT
+				   ? STORE_CHUNK_OVERLAP_DEFAULT
+				   : o->chunk_size / 5);
+	if (o->chunk_overlap >= o->chunk_size) {
+		fprintf(stderr,
+			"lodefs: chunk_overlap=%u must be less than "
+			"chunk_size=%u\n",
+			o->chunk_overlap, o->chunk_size);
+		return -EINVAL;
+	}
+	o->attr_timeout = c->attr_timeout >= 0 ? c->attr_timeout : 1.0;
+	o->entry_timeout = c->entry_timeout >= 0 ? c->entry_timeout : 1.0;
+	o->checkpoint_segments =
+		c->checkpoint_segments ? c->checkpoint_segments : 1000;
+	o->read_only = c->ro;
+	o->allow_other = c->allow_other;
+	o->default_permissions = c->default_permissions;
+	return 0;
+}
+
+static void lodefs_fs_init_locks(struct fs *fs)
+{
+	pthread_mutex_init(&fs->mu, NULL);
+	pthread_mutex_init(&fs->docs_mu, NULL);
+	pthread_mutex_init(&fs->pend_mu, NULL);
+	pthread_cond_init(&fs->pend_cv, NULL);
+	pthread_cond_init(&fs->pend_done, NULL);
+	pthread_mutex_init(&fs->errs.mu, NULL);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct lodefs_cli cli = { .chunk_overlap = UINT_MAX,
+				  .attr_timeout = -1,
+				  .entry_timeout = -1 };
+	struct fuse_cmdline_opts fo = { 0 };
+	struct fuse_loop_config lc = { 0 };
+	struct fs fs = { 0 };
+	char *fsname = NULL;
+	int lock_fd = -1, rc = 1, i, mounted = 0;
+
+	if (fuse_opt_parse(&args, &cli, lodefs_opts, lodefs_opt_proc))
+		return 2;
+	if (cli.help) {
+		lodefs_usage();
+		return 0;
+	}
+	if (cli.version) {
+		printf("lodefs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+		return 0;
+	}
+	if (cli.n_pos < 1) {
+		fprintf(stderr, "lodefs: no mountpoint (try lodefs --help)\n");
+		return 2;
+	}
+	/* the last positional is the mountpoint, as fuse_parse_cmdline wants */
+	fuse_opt_add_arg(&args, cli.pos[cli.n_pos - 1]);
+	if (fuse_parse_cmdline(&args, &fo) || !fo.mountpoint) {
+		fprintf(stderr,
+			"lodefs: bad command line (try lodefs --help)\n");
+		return 2;
+	}
+	lodefs_fs_init_locks(&fs);
+	if (lodefs_check_opts(&fs, &cli))
+		goto out;
+	fs.opts.foreground = fo.foreground;
+	fs.opts.debug = fo.debug;
+	fs.opts.source = cli.n_pos == 2 ? cli.pos[0] : "(default)";
+	fs.opts.store_path =
+		lodefs_store_path(cli.n_pos == 2 ? cli.pos[0] : NULL);
+	if (!fs.opts.store_path)
+		goto out;
+	lock_fd = lodefs_lock(fs.opts.store_path);
+	if (lock_fd < 0)
+		goto out;
+	if (lodefs_open_store(&fs, &cli))
+		goto out;
+	fs.uid = getuid();
+	fs.gid = getgid();
+	clock_gettime(CLOCK_REALTIME, &fs.mounted);
+	if (fs_views_init(&fs) || fs_docs_load(&fs)) {
+		fprintf(stderr,
+			"lodefs: cannot read the store's documents: %s\n",
+			store_last_error());
+		goto out;
+	}
+	if (asprintf(&fsname, "-ofsname=%s,subtype=lodefs",
+		     cli.n_pos == 2 ? cli.pos[0] : "lodefs") > 0 &&
+	    !strchr(fsname + 9, '\\'))
+		fuse_opt_add_arg(&args, fsname);
+	fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (!fs.se)
+		goto out;
+	if (fuse_set_signal_handlers(fs.se))
+		goto out;
+	if (fuse_session_mount(fs.se, fo.mountpoint)) {
+		fprintf(stderr, "lodefs: cannot mount on %s\n", fo.mountpoint);
+		goto out_signals;
+	}
+	mounted = 1;
+	if (fuse_daemonize(fo.foreground))
+		goto out_signals;
+	if (fs_docs_flusher_start(&fs)) {
+		fprintf(stderr, "lodefs: cannot start the flusher thread\n");
+		goto out_signals;
+	}
+	fs.opts.max_threads =
+		fo.max_idle_threads == UINT_MAX ? 10 : fo.max_idle_threads;
+	if (fo.singlethread) {
+		rc = fuse_session_loop(fs.se);
+	} else {
+		lc.clone_fd = fo.clone_fd;
+		lc.max_idle_threads = fo.max_idle_threads == UINT_MAX
+					      ? 10
+					      : fo.max_idle_threads;
+		rc = fuse_session_loop_mt(fs.se, &lc);
+	}
+	rc = rc < 0 ? 1 : 0;
+	/* Unmounted or signalled: commit what is pending, then leave. */
+	if (fs_docs_flusher_stop(&fs)) {
+		fprintf(stderr,
+			"lodefs: %zu documents could not be committed: %s\n",
+			fs.n_pend, store_last_error());
+		rc = 1;
+	}
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out:
+	if (fs.se) {
+		if (mounted)
+			fuse_session_unmount(fs.se);
+		fuse_session_destroy(fs.se);
+	}
+	fs_inodes_free(&fs);
+	fs_docs_free(&fs);
+	fs_errlog_free(&fs.errs);
+	json_decref(fs.made_dirs);
+	while (fs.qfiles) {
+		struct fs_qfile *q = fs.qfiles;
+
+		fs.qfiles = q->next;
+		free(q->name);
+		free(q->req);
+		free(q);
+	}
+	free(fs.pend);
+	store_close(fs.st);
+	backend_close(fs.be);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	free((char *)fs.opts.store_path);
+	free(fo.mountpoint);
+	free(fsname);
+	free(cli.sync);
+	for (i = 0; i < cli.n_pos; i++)
+		free(cli.pos[i]);
+	fuse_opt_free_args(&args);
+	return rc;
+}
