@@ -307,13 +307,25 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_docs_read(req, h, size, off);
 		return;
 	}
-	if ((size_t)off >= h->len)
+	if ((size_t)off >= h->len) {
 		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, h->buf + off,
-			       size < h->len - (size_t)off
-				       ? size
-				       : h->len - (size_t)off);
+	} else {
+		/*
+		 * A copy: once the kernel has the reply, a RELEASE on another
+		 * thread may free h while writev() is still returning here.
+		 */
+		size_t n = size < h->len - (size_t)off ? size
+						       : h->len - (size_t)off;
+		char *copy = malloc(n);
+
+		if (!copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(copy, h->buf + off, n);
+		fuse_reply_buf(req, copy, n);
+		free(copy);
+	}
 }
 
 static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
