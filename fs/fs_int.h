@@ -308,6 +308,23 @@ int fs_docs_listxattr(struct fs *fs, struct fs_ino *ip, char **out,
 		      size_t *len);
 int fs_docs_removexattr(struct fs *fs, struct fs_ino *ip, const char *name);
 
+/* Shared by fs_docs.c (the tree) and fs_docs_io.c (contents). */
+/* Frees ip's file if nothing needs it any more; caller holds fs->mu. */
+void fs_file_maybe_free(struct fs *fs, struct fs_ino *ip);
+/* Gives ip an open file (made if needed); caller holds fs->mu. */
+struct fs_file *fs_file_open(struct fs_ino *ip);
+struct fs_handle *fs_handle_new(struct fs_ino *ip, int wr);
+/* A directory's entries changed: its mtime and ctime move (fs->mu held). */
+void fs_dent_dir_changed(struct fs_dent *dir);
+/* Counts a commit (rc 0) or a failed one, and moves fs->version. */
+void fs_docs_committed(struct fs *fs, int rc);
+/* Commits one document now; caller holds docs_mu. */
+int fs_docs_commit_one(struct fs *fs, struct fs_ino *ip);
+/* Adds the lodefs/dirs record of d to t. */
+int fs_docs_dir_record(struct store_txn *t, const struct fs_dent *d);
+/* Drops a document from the commit queue (it is being removed). */
+void fs_docs_unqueue(struct fs *fs, struct fs_ino *ip);
+
 int fs_docs_flusher_start(struct fs *fs);
 /* Stops the flusher and commits what is pending; 0 or -errno. */
 int fs_docs_flusher_stop(struct fs *fs);

@@ -35,3 +35,8 @@ LODEFS_BUILD_PKGS=(gcc meson ninja-build pkg-config libfuse3-dev fuse3
 # (bwrap; setpriv is in util-linux), python3.
 LODEFS_TEST_PKGS=(fuse3 nfs-ganesha nfs-ganesha-vfs libnfs-utils bubblewrap
 	util-linux python3 attr jq)
+
+# What tests/mount/test_programs.sh and test_concurrency.sh run on docs/
+# (real programs on the mount; the tests install nothing themselves).
+LODEFS_PROGRAM_PKGS=(git sqlite3 rsync tar findutils grep diffutils coreutils
+	python3)

@@ -1,0 +1,955 @@
+/* fs_docs_io.c - docs/ contents: open files, commits, attributes, xattrs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "core/text.h"
+#include "fs/fs_int.h"
+
+#define FS_XATTR_PREFIX	   "user."
+#define FS_XATTR_VALUE_MAX 65536
+/* sync=fsync: a background commit as soon as this much is waiting */
+#define FS_PEND_BYTES_MAX (32u << 20)
+#define FS_PEND_DOCS_MAX  4096
+
+/* --- content -------------------------------------------------------------- */
+
+static struct fs_file *fs_file_new(void)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+
+	if (f)
+		pthread_mutex_init(&f->mu, NULL);
+	return f;
+}
+
+/* Frees ip's file if nothing needs it any more; caller holds fs->mu. */
+void fs_file_maybe_free(struct fs *fs, struct fs_ino *ip)
+{
+	struct fs_file *f = ip->file;
+
+	if (!f || f->opens || f->dirty || f->pending)
+		return;
+	ip->file = NULL;
+	pthread_mutex_destroy(&f->mu);
+	free(f->buf);
+	json_decref(f->xattrs);
+	free(f);
+	fs_ino_forget(fs, ip->ino, 0);
+}
+
+static int fs_file_reserve(struct fs_file *f, size_t n)
+{
+	char *b;
+	size_t cap;
+
+	if (n <= f->cap)
+		return 0;
+	cap = f->cap ? f->cap : 4096;
+	while (cap < n)
+		cap = cap < (64u << 20) ? cap * 2 : cap + (64u << 20);
+	b = realloc(f->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	f->buf = b;
+	f->cap = cap;
+	return 0;
+}
+
+/* Loads the stored content and user metadata; caller holds f->mu. */
+static int fs_file_load(struct fs *fs, struct fs_ino *ip, struct fs_file *f)
+{
+	struct store_file sf = { 0 };
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (f->loaded)
+		return 0;
+	rc = store_doc_get(fs->st, ip->keys[0], &data, &len);
+	if (rc == -ENOENT) { /* made here and not committed yet */
+		rc = 0;
+		data = NULL;
+		len = 0;
+	}
+	if (rc)
+		return rc;
+	if (!f->xattrs) {
+		json_error_t err;
+
+		if (store_doc_stat(fs->st, ip->keys[0], &sf) == 0 && sf.xattrs)
+			f->xattrs = json_loads(sf.xattrs, 0, &err);
+		store_file_release(&sf);
+		if (!f->xattrs)
+			f->xattrs = json_object();
+	}
+	free(f->buf);
+	f->buf = data;
+	f->len = f->cap = len;
+	f->loaded = 1;
+	return 0;
+}
+
+struct fs_handle *fs_handle_new(struct fs_ino *ip, int wr)
+{
+	struct fs_handle *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->ip = ip;
+		h->wr = wr;
+	}
+	return h;
+}
+
+/* Gives ip an open file (made if needed); caller holds fs->mu. */
+struct fs_file *fs_file_open(struct fs_ino *ip)
+{
+	if (!ip->file && !(ip->file = fs_file_new()))
+		return NULL;
+	ip->file->opens++;
+	ip->opens++;
+	return ip->file;
+}
+
+int fs_docs_open(struct fs *fs, struct fs_ino *ip, int flags,
+		 struct fs_handle **hp)
+{
+	int wr = (flags & O_ACCMODE) != O_RDONLY;
+	struct fs_handle *h = fs_handle_new(ip, wr);
+	struct fs_file *f;
+	int rc;
+
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->mu);
+	f = fs_file_open(ip);
+	pthread_mutex_unlock(&fs->mu);
+	if (!f) {
+		free(h);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&f->mu);
+	rc = fs_file_load(fs, ip, f);
+	if (!rc && wr && (flags & O_TRUNC) && f->len) {
+		f->len = 0;
+		f->dirty = 1;
+		f->version++;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (!rc && wr && (flags & O_TRUNC)) {
+		struct fs_dent *d;
+
+		pthread_mutex_lock(&fs->mu);
+		if ((d = fs_dent_by_ino(fs, ip->ino))) {
+			d->size = 0;
+			clock_gettime(CLOCK_REALTIME, &d->mtime);
+			d->ctime = d->mtime;
+		}
+		pthread_mutex_unlock(&fs->mu);
+	}
+	if (rc) {
+		fs_docs_release(fs, h);
+		return rc;
+	}
+	*hp = h;
+	return 0;
+}
+
+void fs_docs_read(fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
+{
+	struct fs_file *f = h->ip->file;
+	size_t n = 0;
+	char *copy = NULL;
+
+	/*
+	 * Copied out, and replied to without the lock: once the reply is
+	 * sent, the reader may close and a RELEASE on another thread may free
+	 * the file before this thread gets to run again.
+	 */
+	pthread_mutex_lock(&f->mu);
+	if ((size_t)off < f->len) {
+		n = size < f->len - (size_t)off ? size : f->len - (size_t)off;
+		copy = malloc(n);
+		if (copy)
+			memcpy(copy, f->buf + off, n);
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (n && !copy)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
+/* A directory's entries changed: its mtime and ctime move (fs->mu held). */
+void fs_dent_dir_changed(struct fs_dent *dir)
+{
+	if (!dir)
+		return;
+	clock_gettime(CLOCK_REALTIME, &dir->mtime);
+	dir->ctime = dir->mtime;
+}
+
+static void fs_dent_touch(struct fs *fs, uint64_t ino, int64_t size)
+{
+	struct fs_dent *d;
+
+	pthread_mutex_lock(&fs->mu);
+	if ((d = fs_dent_by_ino(fs, ino))) {
+		if (size >= 0)
+			d->size = (uint64_t)size;
+		clock_gettime(CLOCK_REALTIME, &d->mtime);
+		d->ctime = d->mtime;
+	}
+	pthread_mutex_unlock(&fs->mu);
+}
+
+ssize_t fs_docs_write(struct fs *fs, struct fs_handle *h, const char *buf,
+		      size_t size, off_t off)
+{
+	struct fs_file *f = h->ip->file;
+	size_t end = (size_t)off + size;
+	int rc;
+
+	pthread_mutex_lock(&f->mu);
+	rc = fs_file_reserve(f, end);
+	if (!rc) {
+		if ((size_t)off > f->len)
+			memset(f->buf + f->len, 0, (size_t)off - f->len);
+		memcpy(f->buf + off, buf, size);
+		if (end > f->len)
+			f->len = end;
+		f->dirty = 1;
+		f->version++;
+		end = f->len;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (rc)
+		return rc;
+	fs_dent_touch(fs, h->ip->ino, (int64_t)end);
+	return (ssize_t)size;
+}
+
+/* --- commits -------------------------------------------------------------- */
+
+/*
+ * Adds ip's current content to t as a document put; caller holds f->mu.
+ * Skips (returns 1) a document that was removed meanwhile.
+ */
+static int fs_docs_txn_put(struct fs *fs, struct store_txn *t,
+			   struct fs_ino *ip, int *result)
+{
+	struct fs_file *f = ip->file;
+	struct store_doc doc = { 0 };
+	struct fs_dent *d;
+	char *meta = NULL;
+	int rc;
+
+	pthread_mutex_lock(&fs->mu);
+	d = ip->unlinked ? NULL : fs_dent_by_ino(fs, ip->ino);
+	if (d) {
+		doc.mode = d->mode & 07777;
+		doc.mtime = d->mtime.tv_sec;
+		doc.ctime = d->ctime.tv_sec;
+		doc.ino = d->ino;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	if (!d)
+		return 1;
+	if (f->xattrs && json_object_size(f->xattrs))
+		meta = json_dumps(f->xattrs,
+				  JSON_COMPACT | JSON_PRESERVE_ORDER);
+	doc.id = ip->keys[0];
+	doc.data = f->buf ? f->buf : "";
+	doc.len = f->len;
+	doc.user_meta = meta;
+	rc = store_txn_doc_put(t, &doc, result);
+	free(meta);
+	return rc;
+}
+
+void fs_docs_committed(struct fs *fs, int rc)
+{
+	if (rc) {
+		atomic_fetch_add(&fs->commit_errors, 1);
+		return;
+	}
+	atomic_fetch_add(&fs->commits, 1);
+	atomic_store(&fs->last_commit_ns, fs_now_ns());
+	atomic_fetch_add(&fs->version, 1);
+}
+
+static void fs_docs_note_result(struct fs *fs, const char *id, int result)
+{
+	if (result == STORE_BINARY)
+		fs_error(fs, id,
+			 "stored, not indexed: not UTF-8 text (binary file)");
+}
+
+/* Commits one document now (sync=close, fsync); caller holds docs_mu. */
+int fs_docs_commit_one(struct fs *fs, struct fs_ino *ip)
+{
+	struct fs_file *f = ip->file;
+	struct store_txn *t;
+	uint64_t v;
+	int rc, result = STORE_UNCHANGED;
+
+	rc = store_txn_begin(fs->st, &t);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&f->mu);
+	v = f->version;
+	rc = fs_docs_txn_put(fs, t, ip, &result);
+	if (rc < 0)
+		fs_error(fs, ip->keys[0], "refused: %s", store_last_error());
+	pthread_mutex_unlock(&f->mu);
+	if (rc < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	rc = store_txn_commit(t);
+	fs_docs_committed(fs, rc);
+	pthread_mutex_lock(&f->mu);
+	if (rc) {
+		fs_error(fs, ip->keys[0], "commit failed: %s (%s)",
+			 store_last_error(), strerror(-rc));
+	} else {
+		fs_docs_note_result(fs, ip->keys[0], result);
+		if (f->version == v)
+			f->dirty = 0;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+/* Queues ip for the background commit (sync=fsync). */
+static int fs_docs_enqueue(struct fs *fs, struct fs_ino *ip)
+{
+	struct fs_file *f = ip->file;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->pend_mu);
+	if (!f->pending) {
+		if (fs->n_pend == fs->cap_pend) {
+			size_t cap = fs->cap_pend ? fs->cap_pend * 2 : 256;
+			struct fs_ino **p = realloc(fs->pend, cap * sizeof(*p));
+
+			if (!p) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			fs->pend = p;
+			fs->cap_pend = cap;
+		}
+		fs->pend[fs->n_pend++] = ip;
+		f->pending = 1;
+	}
+	fs->pend_bytes += f->len;
+	if (fs->pend_bytes > FS_PEND_BYTES_MAX || fs->n_pend > FS_PEND_DOCS_MAX)
+		pthread_cond_signal(&fs->pend_cv);
+out:
+	pthread_mutex_unlock(&fs->pend_mu);
+	return rc;
+}
+
+/*
+ * One round: commits everything queued, in one transaction.  Rounds run
+ * one at a time (docs_mu) and take the queue inside it, so when a round
+ * that took the queue at request number G finishes, every file queued
+ * before G is committed or has its error set: pend_committed = G.  Under
+ * sync=close the closing threads run rounds themselves, so that files
+ * closed together share one commit (group commit); under sync=fsync the
+ * flusher runs them, and a failed round's files are queued again.
+ */
+static int fs_docs_round(struct fs *fs, int requeue)
+{
+	struct fs_ino **list;
+	size_t n, i;
+	uint64_t *vers = NULL, round;
+	int *results = NULL, *refused = NULL;
+	struct store_txn *t = NULL;
+	int rc;
+
+	pthread_mutex_lock(&fs->docs_mu);
+	pthread_mutex_lock(&fs->pend_mu);
+	list = fs->pend;
+	n = fs->n_pend;
+	round = fs->pend_gen;
+	fs->pend = NULL;
+	fs->n_pend = fs->cap_pend = 0;
+	fs->pend_bytes = 0;
+	for (i = 0; i < n; i++)
+		list[i]->file->pending = 0;
+	pthread_mutex_unlock(&fs->pend_mu);
+	rc = 0;
+	if (!n)
+		goto done;
+	vers = calloc(n, sizeof(*vers));
+	results = calloc(n, sizeof(*results));
+	refused = calloc(n, sizeof(*refused));
+	rc = !vers || !results || !refused ? -ENOMEM
+					   : store_txn_begin(fs->st, &t);
+	for (i = 0; i < n && !rc; i++) {
+		struct fs_file *f = list[i]->file;
+
+		pthread_mutex_lock(&f->mu);
+		vers[i] = f->version;
+		refused[i] = fs_docs_txn_put(fs, t, list[i], &results[i]);
+		if (refused[i] < 0) /* this one only: the others go on */
+			fs_error(fs, list[i]->keys[0], "refused: %s",
+				 store_last_error());
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (!rc)
+		rc = store_txn_commit(t);
+	else
+		store_txn_abort(t);
+	fs_docs_committed(fs, rc);
+	if (rc)
+		fs_error(fs, NULL, "commit of %zu documents failed: %s (%s)", n,
+			 store_last_error(), strerror(-rc));
+	for (i = 0; i < n; i++) {
+		struct fs_file *f = list[i]->file;
+
+		pthread_mutex_lock(&f->mu);
+		if (rc) {
+			f->error = -EIO;
+		} else if (refused[i] < 0) {
+			f->error = refused[i];
+		} else {
+			fs_docs_note_result(fs, list[i]->keys[0], results[i]);
+			if (f->version == vers[i])
+				f->dirty = 0;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (rc && requeue)
+			fs_docs_enqueue(fs, list[i]); /* retried next round */
+		pthread_mutex_lock(&fs->mu);
+		fs_file_maybe_free(fs, list[i]);
+		pthread_mutex_unlock(&fs->mu);
+	}
+done:
+	pthread_mutex_lock(&fs->pend_mu);
+	if (round > fs->pend_committed)
+		fs->pend_committed = round;
+	fs->pend_err = rc;
+	pthread_cond_broadcast(&fs->pend_done);
+	pthread_mutex_unlock(&fs->pend_mu);
+	pthread_mutex_unlock(&fs->docs_mu);
+	free(vers);
+	free(results);
+	free(refused);
+	free(list);
+	return rc;
+}
+
+static void *fs_docs_flusher(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->pend_mu);
+	for (;;) {
+		struct timespec until;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		while (!fs->stopping && fs->pend_gen == fs->pend_committed &&
+		       fs->pend_bytes <= FS_PEND_BYTES_MAX &&
+		       fs->n_pend <= FS_PEND_DOCS_MAX)
+			if (pthread_cond_timedwait(&fs->pend_cv, &fs->pend_mu,
+						   &until) == ETIMEDOUT)
+				break;
+		pthread_mutex_unlock(&fs->pend_mu);
+		rc = fs_docs_round(fs, 1);
+		pthread_mutex_lock(&fs->pend_mu);
+		if (fs->stopping && (rc || !fs->n_pend))
+			break;
+	}
+	pthread_mutex_unlock(&fs->pend_mu);
+	return NULL;
+}
+
+int fs_docs_flusher_start(struct fs *fs)
+{
+	int rc;
+
+	if (fs->opts.sync != FS_SYNC_FSYNC)
+		return 0;
+	rc = pthread_create(&fs->flusher, NULL, fs_docs_flusher, fs);
+	if (rc)
+		return -rc;
+	fs->flusher_running = 1;
+	return 0;
+}
+
+int fs_docs_flusher_stop(struct fs *fs)
+{
+	int rc;
+
+	if (!fs->flusher_running)
+		return 0;
+	pthread_mutex_lock(&fs->pend_mu);
+	fs->stopping = 1;
+	pthread_cond_signal(&fs->pend_cv);
+	pthread_mutex_unlock(&fs->pend_mu);
+	pthread_join(fs->flusher, NULL);
+	fs->flusher_running = 0;
+	rc = fs->pend_err;
+	if (!rc && fs->n_pend)
+		rc = -EIO;
+	return rc;
+}
+
+/*
+ * Waits until every file queued so far is committed: sync=fsync asks the
+ * flusher, sync=close runs rounds in this thread until one covers them.
+ */
+static void fs_docs_wait_round(struct fs *fs)
+{
+	uint64_t target;
+
+	pthread_mutex_lock(&fs->pend_mu);
+	target = ++fs->pend_gen;
+	if (fs->flusher_running) {
+		pthread_cond_signal(&fs->pend_cv);
+		while (fs->pend_committed < target)
+			pthread_cond_wait(&fs->pend_done, &fs->pend_mu);
+		pthread_mutex_unlock(&fs->pend_mu);
+		return;
+	}
+	while (fs->pend_committed < target) {
+		pthread_mutex_unlock(&fs->pend_mu);
+		fs_docs_round(fs, 0);
+		pthread_mutex_lock(&fs->pend_mu);
+	}
+	pthread_mutex_unlock(&fs->pend_mu);
+}
+
+/*
+ * Makes ip's changes durable: at close under sync=close, at fsync under
+ * both; at close under sync=fsync it only queues them.  Returns the
+ * file's commit error, if any (EIO, or EINVAL for a refused document).
+ */
+static int fs_docs_commit(struct fs *fs, struct fs_ino *ip, int wait)
+{
+	struct fs_file *f = ip->file;
+	int rc, dirty, pending;
+
+	pthread_mutex_lock(&f->mu);
+	dirty = f->dirty && !ip->unlinked;
+	pthread_mutex_unlock(&f->mu);
+	if (dirty) {
+		rc = fs_docs_enqueue(fs, ip);
+		if (rc)
+			return rc;
+	}
+	pthread_mutex_lock(&fs->pend_mu);
+	pending = f->pending;
+	pthread_mutex_unlock(&fs->pend_mu);
+	if (pending && (wait || fs->opts.sync == FS_SYNC_CLOSE))
+		fs_docs_wait_round(fs);
+	pthread_mutex_lock(&f->mu);
+	rc = f->error;
+	f->error = 0;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+int fs_docs_flush(struct fs *fs, struct fs_handle *h)
+{
+	if (!h->wr)
+		return 0;
+	return fs_docs_commit(fs, h->ip, 0);
+}
+
+int fs_docs_fsync(struct fs *fs, struct fs_handle *h)
+{
+	return fs_docs_commit(fs, h->ip, 1);
+}
+
+void fs_docs_release(struct fs *fs, struct fs_handle *h)
+{
+	struct fs_ino *ip = h->ip;
+
+	pthread_mutex_lock(&fs->mu);
+	if (ip->file)
+		ip->file->opens--;
+	ip->opens--;
+	fs_file_maybe_free(fs, ip);
+	if (!ip->file && !ip->opens)
+		fs_ino_forget(fs, ip->ino, 0);
+	pthread_mutex_unlock(&fs->mu);
+	free(h);
+}
+
+/* --- attributes ----------------------------------------------------------- */
+
+/* Commits a change of mode/times (and xattrs) of a stored document. */
+static int fs_docs_commit_attr(struct fs *fs, struct fs_dent *d,
+			       const char *xattrs)
+{
+	struct store_txn *t;
+	int rc = store_txn_begin(fs->st, &t);
+
+	if (rc)
+		return rc;
+	if (S_ISDIR(d->mode))
+		rc = fs_docs_dir_record(t, d);
+	else
+		rc = store_txn_doc_attr(t, d->path, d->mode & 07777,
+					d->mtime.tv_sec, d->ctime.tv_sec,
+					xattrs);
+	if (rc) {
+		store_txn_abort(t);
+		return rc;
+	}
+	rc = store_txn_commit(t);
+	fs_docs_committed(fs, rc);
+	return rc;
+}
+
+/* 1 if ip's document has changes that the next flush commits anyway. */
+static int fs_docs_open_dirty(struct fs_ino *ip)
+{
+	int dirty = 0;
+
+	if (ip->file) {
+		pthread_mutex_lock(&ip->file->mu);
+		dirty = ip->file->dirty || ip->file->pending;
+		pthread_mutex_unlock(&ip->file->mu);
+	}
+	return dirty;
+}
+
+int fs_docs_setattr(struct fs *fs, struct fs_ino *ip, const struct stat *a,
+		    int to_set, struct stat *out)
+{
+	struct fs_dent *d, saved;
+	struct timespec now;
+	int rc = 0, is_dir;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&fs->docs_mu);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct fs_file *f;
+
+		pthread_mutex_lock(&fs->mu);
+		d = fs_dent_by_ino(fs, ip->ino);
+		f = d && !S_ISDIR(d->mode) ? fs_file_open(ip) : NULL;
+		pthread_mutex_unlock(&fs->mu);
+		if (!d) {
+			rc = -ENOENT;
+			goto out;
+		}
+		if (!f) {
+			rc = S_ISDIR(d->mode) ? -EISDIR : -ENOMEM;
+			goto out;
+		}
+		pthread_mutex_lock(&f->mu);
+		rc = fs_file_load(fs, ip, f);
+		if (!rc)
+			rc = fs_file_reserve(f, (size_t)a->st_size);
+		if (!rc) {
+			if ((size_t)a->st_size > f->len)
+				memset(f->buf + f->len, 0,
+				       (size_t)a->st_size - f->len);
+			f->len = (size_t)a->st_size;
+			f->dirty = 1;
+			f->version++;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (!rc)
+			fs_dent_touch(fs, ip->ino, a->st_size);
+		/* Not open elsewhere: truncate(2) is durable when it returns */
+		if (!rc && f->opens == 1 && fs->opts.sync == FS_SYNC_CLOSE)
+			rc = fs_docs_commit_one(fs, ip);
+		pthread_mutex_lock(&fs->mu);
+		f->opens--;
+		ip->opens--;
+		fs_file_maybe_free(fs, ip);
+		pthread_mutex_unlock(&fs->mu);
+		if (!rc && fs->opts.sync == FS_SYNC_FSYNC && ip->file &&
+		    !ip->file->opens)
+			rc = fs_docs_enqueue(fs, ip);
+		if (rc)
+			goto out;
+	}
+	pthread_mutex_lock(&fs->mu);
+	d = fs_dent_by_ino(fs, ip->ino);
+	if (!d) {
+		pthread_mutex_unlock(&fs->mu);
+		rc = -ENOENT;
+		goto out;
+	}
+	saved = *d;
+	is_dir = S_ISDIR(d->mode);
+	if (to_set & FUSE_SET_ATTR_MODE)
+		d->mode = (d->mode & S_IFMT) | (a->st_mode & 07777);
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		d->mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		d->mtime = a->st_mtim;
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME |
+		      FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+		d->ctime = (to_set & FUSE_SET_ATTR_CTIME) ? a->st_ctim : now;
+	pthread_mutex_unlock(&fs->mu);
+	if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME |
+		       FUSE_SET_ATTR_MTIME_NOW)) &&
+	    (is_dir || !fs_docs_open_dirty(ip))) {
+		struct fs_dent copy;
+
+		pthread_mutex_lock(&fs->mu);
+		copy = *d;
+		copy.path = strdup(d->path);
+		pthread_mutex_unlock(&fs->mu);
+		if (!copy.path) {
+			rc = -ENOMEM;
+		} else if (is_dir || store_doc_exists(fs->st, copy.path)) {
+			rc = fs_docs_commit_attr(fs, &copy, NULL);
+			if (!rc && is_dir) {
+				pthread_mutex_lock(&fs->mu);
+				d->recorded = 1;
+				pthread_mutex_unlock(&fs->mu);
+			}
+		}
+		free(copy.path);
+		if (rc) {
+			pthread_mutex_lock(&fs->mu);
+			d->mode = saved.mode;
+			d->mtime = saved.mtime;
+			d->ctime = saved.ctime;
+			pthread_mutex_unlock(&fs->mu);
+			fs_error(fs, ip->keys[0], "setattr failed: %s",
+				 store_last_error());
+			rc = -EIO;
+			goto out;
+		}
+	}
+	pthread_mutex_lock(&fs->mu);
+	fs_dent_stat(fs, d, out);
+	pthread_mutex_unlock(&fs->mu);
+out:
+	pthread_mutex_unlock(&fs->docs_mu);
+	return rc;
+}
+
+/* --- extended attributes: user.* is document metadata ---------------------- */
+
+/* Loads ip's user metadata (a new reference) from its file or record. */
+static json_t *fs_docs_xattrs(struct fs *fs, struct fs_ino *ip)
+{
+	struct store_file sf = { 0 };
+	json_error_t err;
+	json_t *x = NULL;
+
+	if (ip->file) {
+		pthread_mutex_lock(&ip->file->mu);
+		if (ip->file->xattrs)
+			x = json_deep_copy(ip->file->xattrs);
+		pthread_mutex_unlock(&ip->file->mu);
+		if (x)
+			return x;
+	}
+	if (store_doc_stat(fs->st, ip->keys[0], &sf) == 0 && sf.xattrs)
+		x = json_loads(sf.xattrs, 0, &err);
+	store_file_release(&sf);
+	return x ? x : json_object();
+}
+
+/* An xattr value as metadata: a number when it reads back the same. */
+static json_t *fs_xattr_value(const char *v, size_t n)
+{
+	json_error_t err;
+	json_t *j;
+	char *s;
+
+	if (n && n < 32 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) {
+		j = json_loadb(v, n, JSON_DECODE_ANY, &err);
+		if (j && json_is_number(j)) {
+			s = json_dumps(j, JSON_ENCODE_ANY);
+			if (s && strlen(s) == n && memcmp(s, v, n) == 0) {
+				free(s);
+				return j;
+			}
+			free(s);
+		}
+		json_decref(j);
+	}
+	return json_stringn(v, n);
+}
+
+static int fs_docs_xattr_store(struct fs *fs, struct fs_ino *ip, json_t *x)
+{
+	struct fs_dent *d, copy;
+	char *text;
+	int rc;
+
+	if (ip->kind != FS_K_DOC)
+		return -ENOTSUP;
+	if (ip->file && fs_docs_open_dirty(ip)) {
+		/* committed with the content at the next flush */
+		pthread_mutex_lock(&ip->file->mu);
+		json_decref(ip->file->xattrs);
+		ip->file->xattrs = json_incref(x);
+		ip->file->dirty = 1;
+		ip->file->version++;
+		pthread_mutex_unlock(&ip->file->mu);
+		return 0;
+	}
+	text = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!text)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->docs_mu);
+	pthread_mutex_lock(&fs->mu);
+	d = fs_dent_by_ino(fs, ip->ino);
+	if (d) {
+		clock_gettime(CLOCK_REALTIME, &d->ctime);
+		copy = *d;
+		copy.path = strdup(d->path);
+	}
+	pthread_mutex_unlock(&fs->mu);
+	if (!d)
+		rc = -ENOENT;
+	else if (!copy.path)
+		rc = -ENOMEM;
+	else
+		rc = fs_docs_commit_attr(fs, &copy, text);
+	if (!rc && ip->file) {
+		pthread_mutex_lock(&ip->file->mu);
+		json_decref(ip->file->xattrs);
+		ip->file->xattrs = json_incref(x);
+		pthread_mutex_unlock(&ip->file->mu);
+	}
+	pthread_mutex_unlock(&fs->docs_mu);
+	if (rc && d)
+		fs_error(fs, ip->keys[0], "metadata not changed: %s",
+			 store_last_error());
+	if (d)
+		free(copy.path);
+	free(text);
+	return rc == -ENOENT || rc == -ENOMEM || rc == -EINVAL || !rc ? rc
+								      : -EIO;
+}
+
+static int fs_xattr_name(struct fs *fs, struct fs_ino *ip, const char *name)
+{
+	size_t pl = strlen(FS_XATTR_PREFIX);
+
+	if (strncmp(name, FS_XATTR_PREFIX, pl) != 0)
+		return -ENOTSUP;
+	if (!name[pl] || !text_is_utf8(name + pl, strlen(name + pl)))
+		return -EINVAL;
+	return ip->kind == FS_K_DOC ? 0 : -ENOTSUP;
+}
+
+int fs_docs_setxattr(struct fs *fs, struct fs_ino *ip, const char *name,
+		     const char *value, size_t size, int flags)
+{
+	json_t *x, *v;
+	const char *key = name + strlen(FS_XATTR_PREFIX);
+	int rc = fs_xattr_name(fs, ip, name);
+
+	if (rc)
+		return rc;
+	if (size > FS_XATTR_VALUE_MAX)
+		return -E2BIG;
+	if (!text_is_utf8(value, size)) {
+		fs_error(fs, ip->keys[0],
+			 "refused %s: metadata values must be UTF-8 text",
+			 name);
+		return -EINVAL;
+	}
+	x = fs_docs_xattrs(fs, ip);
+	if ((flags & XATTR_CREATE) && json_object_get(x, key))
+		rc = -EEXIST;
+	else if ((flags & XATTR_REPLACE) && !json_object_get(x, key))
+		rc = -ENODATA;
+	if (!rc) {
+		v = fs_xattr_value(value, size);
+		json_object_set_new(x, key, v);
+		rc = fs_docs_xattr_store(fs, ip, x);
+	}
+	json_decref(x);
+	return rc;
+}
+
+int fs_docs_getxattr(struct fs *fs, struct fs_ino *ip, const char *name,
+		     char **out, size_t *len)
+{
+	json_t *x, *v;
+	int rc = fs_xattr_name(fs, ip, name);
+
+	if (rc)
+		return rc == -ENOTSUP ? -ENODATA : rc;
+	x = fs_docs_xattrs(fs, ip);
+	v = json_object_get(x, name + strlen(FS_XATTR_PREFIX));
+	if (!v) {
+		rc = -ENODATA;
+	} else if (json_is_string(v)) {
+		*len = json_string_length(v);
+		*out = malloc(*len + 1);
+		if (*out)
+			memcpy(*out, json_string_value(v), *len + 1);
+		else
+			rc = -ENOMEM;
+	} else {
+		*out = json_dumps(v, JSON_ENCODE_ANY);
+		*len = *out ? strlen(*out) : 0;
+		if (!*out)
+			rc = -ENOMEM;
+	}
+	json_decref(x);
+	return rc;
+}
+
+int fs_docs_listxattr(struct fs *fs, struct fs_ino *ip, char **out, size_t *len)
+{
+	json_t *x, *v;
+	const char *k;
+	size_t n = 0, pl = strlen(FS_XATTR_PREFIX);
+	char *buf, *p;
+
+	*out = NULL;
+	*len = 0;
+	if (ip->kind != FS_K_DOC)
+		return 0;
+	x = fs_docs_xattrs(fs, ip);
+	json_object_foreach(x, k, v) n += pl + strlen(k) + 1;
+	buf = malloc(n + 1);
+	if (!buf) {
+		json_decref(x);
+		return -ENOMEM;
+	}
+	p = buf;
+	json_object_foreach(x, k, v)
+	{
+		p += sprintf(p, "%s%s", FS_XATTR_PREFIX, k) + 1;
+	}
+	json_decref(x);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int fs_docs_removexattr(struct fs *fs, struct fs_ino *ip, const char *name)
+{
+	json_t *x;
+	int rc = fs_xattr_name(fs, ip, name);
+
+	if (rc)
+		return rc == -ENOTSUP ? -ENODATA : rc;
+	x = fs_docs_xattrs(fs, ip);
+	if (json_object_del(x, name + strlen(FS_XATTR_PREFIX)))
+		rc = -ENODATA;
+	else
+		rc = fs_docs_xattr_store(fs, ip, x);
+	json_decref(x);
+	return rc;
+}
