@@ -382,8 +382,12 @@ int fs_docs_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
 	char *path;
 	int rc = fs_name_check(name);
 
-	if (rc)
+	if (rc) {
+		fs_error(fs, dir->keys[0], "refused name: %s",
+			 rc == -EINVAL ? "not valid UTF-8"
+				       : "longer than 255 bytes");
 		return rc;
+	}
 	pthread_mutex_lock(&fs->mu);
 	path = fs_join(dir->keys[0], name);
 	d = path ? fs_dent_find(fs, path) : NULL;

@@ -137,6 +137,11 @@ struct fs_qfile {
 	char *name;
 	char *req; /* the request as written */
 	size_t req_len;
+	/* its result (or error) when the store was at res_version */
+	char *res;
+	size_t res_len;
+	int res_rc, res_valid;
+	uint64_t res_version;
 	uint64_t ino;
 	struct timespec mtime;
 	struct fs_qfile *next;

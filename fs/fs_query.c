@@ -930,3 +930,8 @@ int fs_qreq_run(struct store *s, const struct fs_qreq *r, char **out,
 		fs_query_fail(err, errlen, rc, "out of memory");
 	return rc;
 }
+
+const char *fs_qreq_ns(const struct fs_qreq *r)
+{
+	return r ? r->ns : NULL;
+}

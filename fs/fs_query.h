@@ -45,6 +45,9 @@ int fs_qreq_from_json(const char *json, size_t len, struct fs_qreq **out,
 
 void fs_qreq_free(struct fs_qreq *r); /* accepts NULL */
 
+/* The vector namespace the request names (borrowed), or NULL. */
+const char *fs_qreq_ns(const struct fs_qreq *r);
+
 /*
  * Runs the request.  *out (malloc'd, free()) is the result document: JSON
  * as store_hits_json writes it (rank, score, node_id, ref_doc_id, text,

@@ -44,7 +44,7 @@ int fs_views_init(struct fs *fs)
 			return -ENOMEM;
 	}
 	fs->made_dirs = json_object();
-	return fs->made_dirs ? 0 : -ENOMEM;
+	return fs->made_dirs ? fs_made_load(fs) : -ENOMEM;
 }
 
 static int fs_dirlist_grow(struct fs_dirlist *l)
@@ -109,13 +109,40 @@ int fs_made_has(struct fs *fs, enum fs_kind kind, const char *a, const char *b)
 	return has;
 }
 
+#define FS_C_MADE "lodefs/made"
+
+static int fs_made_load_one(void *arg, const char *key, enum engine_type type,
+			    const void *data, size_t len)
+{
+	struct fs *fs = arg;
+
+	return json_object_set_new(fs->made_dirs, key, json_true()) ? -ENOMEM
+								    : 0;
+}
+
+int fs_made_load(struct fs *fs)
+{
+	return engine_foreach(store_engine(fs->st), FS_C_MADE, fs_made_load_one,
+			      fs);
+}
+
 int fs_made_set(struct fs *fs, enum fs_kind kind, const char *a, const char *b,
 		int on)
 {
 	char *k = fs_made_key(kind, a, b);
+	int rc;
 
 	if (!k)
 		return -ENOMEM;
+	/* recorded, so that an empty namespace outlives a remount */
+	rc = on ? store_kv_put(fs->st, FS_C_MADE, k, "{}", 2)
+		: store_kv_del(fs->st, FS_C_MADE, k);
+	if (rc && !(rc == -ENOENT && !on)) {
+		fs_error(fs, a, "mkdir/rmdir not recorded: %s",
+			 store_last_error());
+		free(k);
+		return rc == -EINVAL ? rc : -EIO;
+	}
 	pthread_mutex_lock(&fs->mu);
 	if (on)
 		json_object_set_new(fs->made_dirs, k, json_true());
@@ -264,6 +291,74 @@ static int fs_query_parse(struct fs *fs, const char *optpath, const char *text,
 	return rc;
 }
 
+int fs_query_check_ns(struct fs *fs, const struct fs_qreq *r, char *err,
+		      size_t errlen)
+{
+	const char *ns = fs_qreq_ns(r);
+
+	if (!ns || fs_ns_exists(fs, ns))
+		return 0;
+	snprintf(err, errlen, "unknown vector namespace '%s'", ns);
+	return -EINVAL;
+}
+
+void fs_qfile_drop_empty(struct fs *fs, const char *name)
+{
+	struct fs_qfile **pp, *q = NULL;
+
+	pthread_mutex_lock(&fs->mu);
+	for (pp = &fs->qfiles; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0) {
+			if (!(*pp)->req) {
+				q = *pp;
+				*pp = q->next;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&fs->mu);
+	if (q) {
+		free(q->name);
+		free(q);
+	}
+}
+
+char *fs_view_path(const struct fs_ino *ip)
+{
+	char *a = ip->keys[0] ? fs_name_encode(ip->keys[0], NULL) : NULL;
+	char *b = ip->keys[1] ? fs_name_encode(ip->keys[1], NULL) : NULL;
+	char *c = ip->keys[2] ? fs_name_encode(ip->keys[2], NULL) : NULL;
+	char *p = NULL;
+	int n = -1;
+
+	switch (ip->kind) {
+	case FS_K_NODE:
+		n = asprintf(&p, "nodes/%s.json", a);
+		break;
+	case FS_K_INDEX:
+		n = asprintf(&p, "index/%s.json", a);
+		break;
+	case FS_K_KV:
+		n = asprintf(&p, "kv/%s/%s.json", a, b);
+		break;
+	case FS_K_VEC:
+		n = asprintf(&p, "vectors/%s/%s", a, b);
+		break;
+	case FS_K_GOBJ:
+		n = asprintf(&p, "graph/%s/%s/%s", a, b, c);
+		break;
+	case FS_K_QREQ:
+		n = asprintf(&p, "query/%s", ip->keys[0]);
+		break;
+	default:
+		n = asprintf(&p, "%s", ip->keys[0] ? ip->keys[0] : "");
+		break;
+	}
+	free(a);
+	free(b);
+	free(c);
+	return n < 0 ? NULL : p;
+}
+
 /* Runs the query of a query/ text inode unless its result is current. */
 static int fs_query_refresh(struct fs *fs, struct fs_ino *ip)
 {
@@ -278,7 +373,9 @@ static int fs_query_refresh(struct fs *fs, struct fs_ino *ip)
 		return 0;
 	}
 	rc = fs_query_parse(fs, ip->keys[0], ip->keys[1], &r);
-	if (!rc) {
+	if (!rc && (rc = fs_query_check_ns(fs, r, err, sizeof(err))))
+		fs_error(fs, ip->keys[1], "query refused: %s", err);
+	else if (!rc) {
 		rc = fs_qreq_run(fs->st, r, &out, &len, err, sizeof(err));
 		if (rc && rc != -ENOMEM)
 			fs_error(fs, ip->keys[1], "query failed: %s", err);
@@ -315,17 +412,61 @@ int fs_is_json_name(const char *name)
 }
 
 /* Result of a JSON request file; malloc'd. */
+/* Runs a JSON request: *out malloc'd.  Logs a failure. */
+int fs_qfile_run(struct fs *fs, const char *name, const char *req, size_t rl,
+		 char **out, size_t *len)
+{
+	struct fs_qreq *r = NULL;
+	char err[512] = "";
+	int rc;
+
+	rc = fs_qreq_from_json(req, rl, &r, err, sizeof(err));
+	if (!rc)
+		rc = fs_query_check_ns(fs, r, err, sizeof(err));
+	if (!rc)
+		rc = fs_qreq_run(fs->st, r, out, len, err, sizeof(err));
+	if (rc && rc != -ENOMEM)
+		fs_error(fs, name, "query refused: %s", err);
+	if (!rc)
+		atomic_fetch_add(&fs->queries, 1);
+	fs_qreq_free(r);
+	return rc;
+}
+
+/* Copies q's cached result into *out; caller holds fs->mu. */
+static int fs_qfile_cached(struct fs_qfile *q, char **out, size_t *len)
+{
+	if (q->res_rc)
+		return q->res_rc;
+	*out = malloc(q->res_len + 1);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, q->res, q->res_len);
+	*len = q->res_len;
+	return 0;
+}
+
+/*
+ * Result of a JSON request file, malloc'd: computed once per state of the
+ * store (lookup, getattr and open would each ask otherwise).
+ */
 static int fs_qfile_result(struct fs *fs, const char *name, char **out,
 			   size_t *len)
 {
+	uint64_t v = atomic_load(&fs->version);
 	struct fs_qfile *q;
-	struct fs_qreq *r = NULL;
-	char *req = NULL, err[512] = "";
+	char *req = NULL;
 	size_t rl = 0;
 	int rc;
 
 	pthread_mutex_lock(&fs->mu);
 	q = fs_qfile_find(fs, name);
+	if (q && q->res_valid && q->res_version == v) {
+		rc = fs_qfile_cached(q, out, len);
+		pthread_mutex_unlock(&fs->mu);
+		atomic_fetch_add(&fs->query_cache_hits, 1);
+		return rc;
+	}
 	if (q && q->req && (req = malloc(q->req_len + 1))) {
 		memcpy(req, q->req, q->req_len);
 		rl = q->req_len;
@@ -338,14 +479,23 @@ static int fs_qfile_result(struct fs *fs, const char *name, char **out,
 		*len = 0;
 		return *out ? 0 : -ENOMEM;
 	}
-	rc = fs_qreq_from_json(req, rl, &r, err, sizeof(err));
-	if (!rc)
-		rc = fs_qreq_run(fs->st, r, out, len, err, sizeof(err));
-	if (rc && rc != -ENOMEM)
-		fs_error(fs, name, "query failed: %s", err);
-	if (!rc)
-		atomic_fetch_add(&fs->queries, 1);
-	fs_qreq_free(r);
+	rc = fs_qfile_run(fs, name, req, rl, out, len);
+	pthread_mutex_lock(&fs->mu);
+	q = fs_qfile_find(fs, name);
+	if (q && q->req && q->req_len == rl && !memcmp(q->req, req, rl) &&
+	    rc != -ENOMEM) {
+		free(q->res);
+		q->res = NULL;
+		q->res_len = 0;
+		if (!rc && (q->res = malloc(*len + 1))) {
+			memcpy(q->res, *out, *len);
+			q->res_len = *len;
+		}
+		q->res_rc = rc;
+		q->res_valid = rc || q->res;
+		q->res_version = v;
+	}
+	pthread_mutex_unlock(&fs->mu);
 	free(req);
 	return rc;
 }
@@ -481,6 +631,9 @@ int fs_view_getattr(struct fs *fs, struct fs_ino *ip, struct stat *st)
 	if (!fs_kind_is_dir(ip->kind)) {
 		rc = fs_view_content(fs, ip, &c, &len);
 		free(c);
+		/* made by create and not written yet: empty, not missing */
+		if (rc == -ENOENT && ip->opens)
+			rc = 0;
 		if (rc)
 			return rc;
 	}
@@ -564,8 +717,10 @@ int fs_view_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
 	size_t i;
 	int rc;
 
-	if (strlen(name) > 255)
+	if (strlen(name) > 255) {
+		fs_error(fs, name, "refused: a name holds at most 255 bytes");
 		return -ENAMETOOLONG;
+	}
 	switch (dir->kind) {
 	case FS_K_ROOT:
 	case FS_K_TOP:

@@ -3,6 +3,7 @@
 #define LODEFS_FS_VIEWS_INT_H
 
 #include "fs/fs_int.h"
+#include "fs/fs_query.h"
 
 #define FS_C_DATA  "docstore/data"
 #define FS_C_INDEX "index_store/data"
@@ -52,5 +53,18 @@ int fs_view_ref_hash(struct fs *fs, enum fs_kind kind, const char *k0,
 		     struct fuse_entry_param *e);
 /* The id of a "<encoded id>.json" name, malloc'd; -ENOENT otherwise. */
 int fs_json_id(const char *name, char **id);
+
+/* Where ip is, as a path below the mount ("nodes/x.json"); malloc'd. */
+char *fs_view_path(const struct fs_ino *ip);
+/* -EINVAL with a reason if r names a vector namespace that does not exist. */
+int fs_query_check_ns(struct fs *fs, const struct fs_qreq *r, char *err,
+		      size_t errlen);
+/* Forgets the request file `name` if it never held a valid request. */
+void fs_qfile_drop_empty(struct fs *fs, const char *name);
+/* Runs request text `req` of file `name`: result malloc'd; logs failures. */
+int fs_qfile_run(struct fs *fs, const char *name, const char *req, size_t rl,
+		 char **out, size_t *len);
+/* Loads the made directories recorded in the store (lodefs/made). */
+int fs_made_load(struct fs *fs);
 
 #endif

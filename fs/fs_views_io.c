@@ -30,10 +30,12 @@ static int fs_list_key(void *arg, const char *key, enum engine_type type,
 
 	if (!name)
 		return -ENOMEM;
-	if (strlen(name) > 255) { /* cannot be a file name */
-		free(name);
+	if (strlen(name) > 255 || (c->seen && json_object_get(c->seen, key))) {
+		free(name); /* cannot be a file name, or listed already */
 		return 0;
 	}
+	if (c->seen)
+		json_object_set_new(c->seen, key, json_true());
 	rc = fs_dirlist_add(c->l, name,
 			    c->k0 ? fs_hash_ino(c->kind, c->k0, key, NULL)
 				  : fs_hash_ino(c->kind, key, NULL, NULL),
@@ -44,23 +46,14 @@ static int fs_list_key(void *arg, const char *key, enum engine_type type,
 
 static int fs_list_ns(void *arg, const char *ns, size_t count, uint32_t dim)
 {
-	struct fs_list_ctx *c = arg;
-
-	if (json_object_get(c->seen, ns))
-		return 0;
-	json_object_set_new(c->seen, ns, json_true());
 	return fs_list_key(arg, ns, ENGINE_VEC, NULL, 0);
 }
 
 static int fs_list_coll(void *arg, const char *coll)
 {
-	struct fs_list_ctx *c = arg;
-
 	if (strncmp(coll, "vector_store/", 13) == 0 ||
-	    strcmp(coll, "lodefs/content") == 0 ||
-	    json_object_get(c->seen, coll))
+	    strcmp(coll, "lodefs/content") == 0)
 		return 0;
-	json_object_set_new(c->seen, coll, json_true());
 	return fs_list_key(arg, coll, ENGINE_JSON, NULL, 0);
 }
 
@@ -99,10 +92,7 @@ static int fs_list_made(struct fs_list_ctx *c, enum fs_kind kind,
 			rc = -ENOMEM;
 			break;
 		}
-		if (!json_object_get(c->seen, name)) {
-			json_object_set_new(c->seen, name, json_true());
-			rc = fs_list_key(c, name, ENGINE_JSON, NULL, 0);
-		}
+		rc = fs_list_key(c, name, ENGINE_JSON, NULL, 0);
 		free(name);
 		if (rc)
 			break;
@@ -129,8 +119,8 @@ static int fs_list_graph(struct fs_list_ctx *c, const char *subj,
 		if (!rr || !oo || (rel && strcmp(rr, rel) != 0) ||
 		    json_object_get(c->seen, name))
 			continue;
-		json_object_set_new(c->seen, name, json_true());
 		if (rel) {
+			json_object_set_new(c->seen, name, json_true());
 			char *n = fs_name_encode(oo, NULL);
 
 			rc = n ? fs_dirlist_add(
@@ -271,15 +261,17 @@ int fs_view_open(struct fs *fs, struct fs_ino *ip, int flags,
 			}
 			pthread_mutex_unlock(&fs->mu);
 		}
-		h->dirty = (flags & O_TRUNC) != 0;
 	} else if (!(wr && (flags & O_TRUNC))) {
 		rc = fs_view_content(fs, ip, &h->buf, &h->len);
 		h->cap = h->len;
 		if (rc == -ENOENT && wr)
 			rc = 0;
-	} else {
-		h->dirty = 1;
 	}
+	/*
+	 * Nothing is applied until something is written: a shell's
+	 * `> file` opens with O_TRUNC and closes a first descriptor before
+	 * any write, and an empty entry would be refused anyway.
+	 */
 	if (rc) {
 		free(h->buf);
 		free(h);
@@ -414,7 +406,7 @@ int fs_view_create(struct fs *fs, struct fs_ino *dir, const char *name,
 		return -ENOMEM;
 	}
 	h->wr = 1;
-	h->dirty = kind != FS_K_GOBJ && kind != FS_K_QREQ;
+	h->dirty = 0;
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->generation = h->ip->gen;
@@ -454,6 +446,9 @@ int fs_view_apply(struct fs *fs, struct fs_handle *h)
 
 	if (!h->wr || !h->dirty)
 		return 0;
+	/* Tried once: a refusal is reported by this close, not again. */
+	h->dirty = 0;
+	path = fs_view_path(ip);
 	switch (ip->kind) {
 	case FS_K_NODE:
 		rc = fs_node_with_id(buf, h->len, ip->keys[0], &fixed);
@@ -471,16 +466,19 @@ int fs_view_apply(struct fs *fs, struct fs_handle *h)
 		break;
 	case FS_K_VEC:
 		if (h->len % sizeof(float) || !h->len) {
-			fs_error(fs, ip->keys[1],
+			fs_error(fs, path,
 				 "vector refused: %zu bytes is not a whole "
 				 "number of float32",
 				 h->len);
+			free(path);
 			return -EINVAL;
 		} else {
 			float *v = malloc(h->len);
 
-			if (!v)
+			if (!v) {
+				free(path);
 				return -ENOMEM;
+			}
 			memcpy(v, buf, h->len);
 			rc = store_vec_put(fs->st, ip->keys[0], ip->keys[1], v,
 					   (uint32_t)(h->len / sizeof(float)));
@@ -488,51 +486,58 @@ int fs_view_apply(struct fs *fs, struct fs_handle *h)
 		}
 		break;
 	case FS_K_QREQ: {
-		struct fs_qreq *r = NULL;
+		/* Run now, so that a bad request is refused by this close. */
+		uint64_t v = atomic_load(&fs->version);
 		struct fs_qfile *q;
-		char err[512] = "";
-		char *copy;
+		char *copy, *res = NULL;
+		size_t rlen = 0;
 
-		rc = fs_qreq_from_json(buf, h->len, &r, err, sizeof(err));
-		fs_qreq_free(r);
+		rc = fs_qfile_run(fs, path, buf, h->len, &res, &rlen);
+		free(path);
 		if (rc) {
-			fs_error(fs, ip->keys[0], "query request refused: %s",
-				 err);
-			return rc;
+			fs_qfile_drop_empty(fs, ip->keys[0]);
+			return rc == -ENOMEM ? rc : -EINVAL;
 		}
 		copy = malloc(h->len + 1);
-		if (!copy)
+		if (!copy) {
+			free(res);
 			return -ENOMEM;
+		}
 		memcpy(copy, buf, h->len);
 		copy[h->len] = 0;
 		pthread_mutex_lock(&fs->mu);
 		q = fs_qfile_find(fs, ip->keys[0]);
 		if (q) {
 			free(q->req);
+			free(q->res);
 			q->req = copy;
 			q->req_len = h->len;
+			q->res = res;
+			q->res_len = rlen;
+			q->res_rc = 0;
+			q->res_valid = 1;
+			q->res_version = v;
 			clock_gettime(CLOCK_REALTIME, &q->mtime);
-			copy = NULL;
+			copy = res = NULL;
 		}
 		pthread_mutex_unlock(&fs->mu);
 		free(copy);
-		h->dirty = 0;
+		free(res);
 		return q ? 0 : -ENOENT;
 	}
 	default:
+		free(path);
 		return 0;
 	}
 	free(fixed);
 	if (rc) {
-		path = fs_optjoin(ip->keys[0], ip->keys[1] ? ip->keys[1] : "");
-		fs_error(fs, path ? path : ip->keys[0], "refused: %s",
-			 store_last_error());
+		fs_error(fs, path, "refused: %s", store_last_error());
 		free(path);
 		return rc == -EINVAL || rc == -ENOMEM || rc == -ENAMETOOLONG
 			       ? rc
 			       : (rc == -EPERM ? rc : -EIO);
 	}
-	h->dirty = 0;
+	free(path);
 	atomic_fetch_add(&fs->version, 1);
 	return 0;
 }
@@ -557,6 +562,7 @@ int fs_view_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
 			return -ENOENT;
 		free(q->name);
 		free(q->req);
+		free(q->res);
 		free(q);
 		return 0;
 	}

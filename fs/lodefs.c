@@ -395,6 +395,7 @@ out:
 		fs.qfiles = q->next;
 		free(q->name);
 		free(q->req);
+		free(q->res);
 		free(q);
 	}
 	free(fs.pend);
