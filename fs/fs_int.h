@@ -104,7 +104,6 @@ struct fs_ino {
 	/* query text results: computed at lookup, served at open */
 	char *res;
 	size_t res_len;
-	uint64_t res_version;
 	struct timespec res_time;
 	struct fs_ino *next; /* hash chain */
 };
@@ -147,6 +146,15 @@ struct fs_qfile {
 	struct fs_qfile *next;
 };
 
+/* The last result of a query path per slot, valid while version holds. */
+#define FS_QCACHE_SLOTS 256
+struct fs_qcache {
+	char *key; /* "opt/text" */
+	uint64_t version;
+	char *res;
+	size_t len;
+};
+
 /* Requests counted per FUSE opcode, for .lodefs/stats. */
 enum fs_op {
 	FS_OP_LOOKUP,
@@ -187,6 +195,7 @@ struct fs {
 	size_t dtab_cap, dtab_n;
 	struct fs_dent *docs_root;
 	struct fs_qfile *qfiles;
+	struct fs_qcache qcache[FS_QCACHE_SLOTS];
 	/* In-memory directories not yet holding anything (mkdir). */
 	json_t *made_dirs; /* {"vectors": [ns...], "kv": [...], "graph": ...} */
 
@@ -221,9 +230,10 @@ static inline struct fs *fs_of(fuse_req_t req)
 /* An open file (fi->fh). */
 struct fs_handle {
 	struct fs_ino *ip;
-	int wr;	   /* opened for writing */
-	int dirty; /* virtual file: written since open */
-	char *buf; /* virtual file: snapshot to read, or bytes written */
+	int wr;		/* opened for writing */
+	int dirty;	/* virtual file: written since open */
+	int keep_cache; /* content never changes: the page cache may keep it */
+	char *buf;	/* virtual file: snapshot to read, or bytes written */
 	size_t len, cap;
 };
 

@@ -222,7 +222,7 @@ static void fs_reply_open(fuse_req_t req, struct fs_handle *h,
 {
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = direct_io;
-	fi->keep_cache = 0;
+	fi->keep_cache = h->keep_cache;
 	fi->noflush = !h->wr;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: the kernel will not release it */

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
 #include "core/text.h"
 #include "fs/fs_int.h"
 #include "fs/fs_query.h"
@@ -359,39 +362,111 @@ char *fs_view_path(const struct fs_ino *ip)
 	return n < 0 ? NULL : p;
 }
 
-/* Runs the query of a query/ text inode unless its result is current. */
-static int fs_query_refresh(struct fs *fs, struct fs_ino *ip)
+/*
+ * Runs the query of path opt/text, or takes its result from the cache when
+ * the store has not changed since: *res malloc'd.
+ */
+static int fs_query_result(struct fs *fs, const char *opt, const char *text,
+			   char **res, size_t *len)
 {
 	uint64_t v = atomic_load(&fs->version);
+	size_t slot = (size_t)(fs_hash_ino(FS_K_QTEXT, opt, text, NULL) %
+			       FS_QCACHE_SLOTS);
+	struct fs_qcache *c = &fs->qcache[slot];
 	struct fs_qreq *r = NULL;
-	char err[512] = "", *out = NULL;
-	size_t len = 0;
+	char err[512] = "", *key, *out = NULL;
+	size_t klen = strlen(opt) + 1 + strlen(text) + 1;
 	int rc;
 
-	if (ip->res && ip->res_version == v) {
+	key = malloc(klen);
+	if (!key)
+		return -ENOMEM;
+	snprintf(key, klen, "%s/%s", opt, text);
+	pthread_mutex_lock(&fs->mu);
+	if (c->key && c->version == v && strcmp(c->key, key) == 0) {
+		*res = malloc(c->len + 1);
+		if (*res) {
+			memcpy(*res, c->res, c->len);
+			*len = c->len;
+		}
+		pthread_mutex_unlock(&fs->mu);
+		free(key);
 		atomic_fetch_add(&fs->query_cache_hits, 1);
-		return 0;
+		return *res ? 0 : -ENOMEM;
 	}
-	rc = fs_query_parse(fs, ip->keys[0], ip->keys[1], &r);
+	pthread_mutex_unlock(&fs->mu);
+	rc = fs_query_parse(fs, opt, text, &r);
 	if (!rc && (rc = fs_query_check_ns(fs, r, err, sizeof(err))))
-		fs_error(fs, ip->keys[1], "query refused: %s", err);
+		fs_error(fs, text, "query refused: %s", err);
 	else if (!rc) {
-		rc = fs_qreq_run(fs->st, r, &out, &len, err, sizeof(err));
+		rc = fs_qreq_run(fs->st, r, &out, len, err, sizeof(err));
 		if (rc && rc != -ENOMEM)
-			fs_error(fs, ip->keys[1], "query failed: %s", err);
+			fs_error(fs, text, "query failed: %s", err);
 	}
 	fs_qreq_free(r);
-	if (rc)
+	if (rc) {
+		free(key);
 		return rc;
+	}
 	atomic_fetch_add(&fs->queries, 1);
+	*res = out;
 	pthread_mutex_lock(&fs->mu);
-	free(ip->res);
-	ip->res = out;
-	ip->res_len = len;
-	ip->res_version = v;
-	clock_gettime(CLOCK_REALTIME, &ip->res_time);
+	free(c->key);
+	free(c->res);
+	c->key = key;
+	c->res = malloc(*len + 1);
+	c->len = *len;
+	c->version = v;
+	if (c->res)
+		memcpy(c->res, out, *len);
+	else {
+		free(c->key);
+		c->key = NULL;
+	}
 	pthread_mutex_unlock(&fs->mu);
 	return 0;
+}
+
+/*
+ * Looks up query/[opt/]text.  Each distinct result is its own inode, whose
+ * number hashes the path and the result's bytes: an inode's content and
+ * size never change, so concurrent readers cannot mix the size of one
+ * run with the bytes of another, and the page cache may keep them.  A
+ * changed result is a new inode (the kernel looks the name up again).
+ */
+static int fs_query_lookup(struct fs *fs, const char *opt, const char *text,
+			   struct fuse_entry_param *e)
+{
+	struct fs_ino *ip;
+	char *res = NULL, hash[17];
+	size_t len = 0;
+	uint64_t ino;
+	int rc = fs_query_result(fs, opt, text, &res, &len);
+
+	if (rc)
+		return rc;
+	snprintf(hash, sizeof(hash), "%016llx",
+		 (unsigned long long)XXH3_64bits(res, len));
+	ino = fs_hash_ino(FS_K_QTEXT, opt, text, hash);
+	pthread_mutex_lock(&fs->mu);
+	ip = fs_ino_get(fs, ino, FS_K_QTEXT, opt, text, hash, 1);
+	if (ip && !ip->res) {
+		ip->res = res;
+		ip->res_len = len;
+		clock_gettime(CLOCK_REALTIME, &ip->res_time);
+		res = NULL;
+	}
+	if (ip) {
+		memset(e, 0, sizeof(*e));
+		e->ino = ino;
+		e->generation = ip->gen;
+		fs_view_stat(fs, ip, ip->res_len, &e->attr);
+		e->attr_timeout = fs->opts.attr_timeout;
+		e->entry_timeout = 0;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	free(res);
+	return ip ? 0 : -ENOMEM;
 }
 
 struct fs_qfile *fs_qfile_find(struct fs *fs, const char *name)
@@ -575,17 +650,16 @@ int fs_view_content(struct fs *fs, struct fs_ino *ip, char **out, size_t *len)
 		return rc;
 	}
 	case FS_K_QTEXT:
-		rc = fs_query_refresh(fs, ip);
-		if (rc)
-			return rc;
 		pthread_mutex_lock(&fs->mu);
-		*out = malloc(ip->res_len + 1);
-		if (*out) {
+		if (ip->res && (*out = malloc(ip->res_len + 1))) {
 			memcpy(*out, ip->res, ip->res_len);
 			*len = ip->res_len;
 		}
 		pthread_mutex_unlock(&fs->mu);
-		return *out ? 0 : -ENOMEM;
+		if (*out)
+			return 0;
+		/* an inode met again through a file handle: run it again */
+		return fs_query_result(fs, ip->keys[0], ip->keys[1], out, len);
 	case FS_K_QREQ:
 		return fs_qfile_result(fs, ip->keys[0], out, len);
 	case FS_K_META:
@@ -867,8 +941,7 @@ int fs_view_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
 		}
 		if (!text_is_utf8(name, strlen(name)))
 			return -EINVAL;
-		return fs_view_ref_hash(fs, FS_K_QTEXT, dir->keys[0], name,
-					NULL, e);
+		return fs_query_lookup(fs, dir->keys[0], name, e);
 	}
 	return -ENOENT;
 }

@@ -240,7 +240,8 @@ int fs_view_open(struct fs *fs, struct fs_ino *ip, int flags,
 	h->wr = wr;
 	*direct_io = ip->kind != FS_K_QTEXT;
 	if (ip->kind == FS_K_QTEXT) {
-		/* the result computed at lookup: one read, no recomputation */
+		/* the result computed at lookup, immutable: one read */
+		h->keep_cache = 1;
 		pthread_mutex_lock(&fs->mu);
 		if (ip->res && (h->buf = malloc(ip->res_len + 1))) {
 			memcpy(h->buf, ip->res, ip->res_len);

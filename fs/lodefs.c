@@ -399,6 +399,10 @@ out:
 		free(q);
 	}
 	free(fs.pend);
+	for (i = 0; i < FS_QCACHE_SLOTS; i++) {
+		free(fs.qcache[i].key);
+		free(fs.qcache[i].res);
+	}
 	store_close(fs.st);
 	backend_close(fs.be);
 	if (lock_fd >= 0)
