@@ -384,8 +384,10 @@ static int fs_docs_round(struct fs *fs, int requeue)
 	fs->pend = NULL;
 	fs->n_pend = fs->cap_pend = 0;
 	fs->pend_bytes = 0;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		list[i]->file->pending = 0;
+		list[i]->file->inflight = 1;
+	}
 	pthread_mutex_unlock(&fs->pend_mu);
 	rc = 0;
 	if (!n)
@@ -428,6 +430,9 @@ static int fs_docs_round(struct fs *fs, int requeue)
 				f->dirty = 0;
 		}
 		pthread_mutex_unlock(&f->mu);
+		pthread_mutex_lock(&fs->pend_mu);
+		f->inflight = 0;
+		pthread_mutex_unlock(&fs->pend_mu);
 		if (rc && requeue)
 			fs_docs_enqueue(fs, list[i]); /* retried next round */
 		pthread_mutex_lock(&fs->mu);
@@ -550,8 +555,9 @@ static int fs_docs_commit(struct fs *fs, struct fs_ino *ip, int wait)
 		if (rc)
 			return rc;
 	}
+	/* queued, or taken by a round still committing it */
 	pthread_mutex_lock(&fs->pend_mu);
-	pending = f->pending;
+	pending = f->pending || f->inflight;
 	pthread_mutex_unlock(&fs->pend_mu);
 	if (pending && (wait || fs->opts.sync == FS_SYNC_CLOSE))
 		fs_docs_wait_round(fs);

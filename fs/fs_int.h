@@ -76,10 +76,11 @@ struct fs_file {
 	pthread_mutex_t mu;
 	char *buf;
 	size_t len, cap;
-	int loaded;  /* buf holds the document's content */
-	int dirty;   /* changed since the last commit or queueing */
-	int pending; /* queued for the next background commit (sync=fsync) */
-	int error;   /* last commit failed: the next flush/fsync reports it */
+	int loaded;   /* buf holds the document's content */
+	int dirty;    /* changed since the last commit or queueing */
+	int pending;  /* queued for the next commit round (pend_mu) */
+	int inflight; /* taken by a commit round that has not ended (pend_mu) */
+	int error;    /* last commit failed: the next flush/fsync reports it */
 	json_t *xattrs;	  /* user metadata, NULL until loaded */
 	unsigned opens;	  /* open handles */
 	uint64_t version; /* bumped by every change to buf */

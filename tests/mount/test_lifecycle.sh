@@ -242,9 +242,17 @@ ok $? "once the first is unmounted, the store mounts elsewhere"
 lodefs_umount "$T/mnt2"
 
 # ---- a damaged store is refused, pointing at lode fsck -----------------------------
-# the writer (log/<writer>/) with the most segments; its middle one, since
-# a damaged last segment of a writer is a torn write that recovery may drop
-wdir=$(find "$src" -name '*.seg' -printf '%h\n' | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')
+# A fresh writer's segments: five closes, five segments that no checkpoint
+# covers yet (a checkpoint's segments may outlive it when a kill -9 came
+# between the two, and are then garbage that opening never reads).  Its
+# middle one, since a damaged last segment of a writer is a torn write
+# that recovery may drop.
+lodefs_mount "$src" "$T/mnt2"
+for i in 1 2 3 4 5; do
+	printf 'segment %s of the damage test\n' "$i" >"$T/mnt2/docs/damage$i.txt"
+done
+lodefs_umount "$T/mnt2"
+wdir=$(find "$src" -name '*.seg' -printf '%T@ %h\n' | sort -rn | awk 'NR == 1 { print $2 }')
 segs=$(find "$wdir" -name '*.seg' | sort)
 nseg=$(printf '%s\n' "$segs" | grep -c .)
 [ "$nseg" -ge 3 ]
