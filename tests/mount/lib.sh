@@ -280,3 +280,19 @@ lodefs__cleanup() {
 trap lodefs__cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# op OP PATH [TO]: one file operation through tests/mount/op.py; prints OK
+# or the errno's name (close() errors included).
+op() { python3 "$(dirname "${BASH_SOURCE[0]}")/op.py" "$@"; }
+
+# lodefs_kill9 MNT: SIGKILL the daemon of MNT (a crash), then detach the dead mount.
+lodefs_kill9() {
+	local key pid
+	key=$(lodefs__key "$1")
+	pid=${LODEFS_PIDS[$key]:-}
+	[ -n "$pid" ] || return 1
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	unset "LODEFS_PIDS[$key]"
+	fusermount3 -uz "$1" 2>/dev/null || umount -l "$1"
+}

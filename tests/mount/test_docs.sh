@@ -13,56 +13,9 @@ need_cmd python3 jq cmp stat setfattr getfattr truncate dd
 
 # ---- helpers (not in lib.sh) ----------------------------------------------
 
-# op.py CMD PATH [ARG]: one system call sequence, prints OK or the errno name
-# (ENOENT, EINVAL, ...), so that a test can assert the exact errno.  "write"
-# copies stdin into PATH (O_CREAT|O_TRUNC) and reports the close() error too.
-cat >"$T/op.py" <<'PY'
-import errno, os, sys
-def P(s): return os.fsencode(s)
-cmd, path = sys.argv[1], P(sys.argv[2])
-try:
-    if cmd in ("write", "write_fsync", "append"):
-        data = sys.stdin.buffer.read()
-        fl = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if cmd == "append" else os.O_TRUNC)
-        fd = os.open(path, fl, 0o644)
-        try:
-            os.write(fd, data)
-            if cmd == "write_fsync":
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-    elif cmd == "read":
-        with open(path, "rb") as f:
-            f.read()
-    elif cmd == "mkdir":
-        os.mkdir(path)
-    elif cmd == "rmdir":
-        os.rmdir(path)
-    elif cmd == "unlink":
-        os.unlink(path)
-    elif cmd == "rename":
-        os.rename(path, P(sys.argv[3]))
-    elif cmd == "stat":
-        os.stat(path)
-    else:
-        sys.exit("op.py: unknown command " + cmd)
-    print("OK")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-PY
-op() { python3 "$T/op.py" "$@"; }
+# op (lib.sh, tests/mount/op.py) asserts exact errnos, close()'s included.
 
-# lodefs_kill9 MNT: SIGKILL the daemon of MNT (a crash), then detach the dead mount.
-lodefs_kill9() {
-	local mnt pid
-	mnt=$(lodefs__key "$1")
-	pid=${LODEFS_PIDS[$mnt]:-}
-	[ -n "$pid" ] || return 1
-	kill -KILL "$pid"
-	wait "$pid" 2>/dev/null
-	unset "LODEFS_PIDS[$mnt]"
-	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt"
-}
+
 
 # q PATH-UNDER-query/ JQ: runs jq on a query result (prints "READ-FAILED" if unreadable).
 q() {

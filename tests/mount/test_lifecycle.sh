@@ -45,17 +45,6 @@ lodefs_signal() {
 	return "$rc"
 }
 
-# lodefs_kill9 MNT: SIGKILL the daemon of MNT (a crash), then detach the dead mount.
-lodefs_kill9() {
-	local key pid
-	key=$(lodefs__key "$1")
-	pid=${LODEFS_PIDS[$key]:-}
-	[ -n "$pid" ] || return 1
-	kill -KILL "$pid"
-	wait "$pid" 2>/dev/null
-	unset "LODEFS_PIDS[$key]"
-	fusermount3 -uz "$1" 2>/dev/null || umount -l "$1"
-}
 
 # is_mounted MNT: true if MNT is in the mount table (a dead FUSE mount counts).
 is_mounted() { awk -v m="$(lodefs__key "$1")" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }

@@ -13,43 +13,8 @@ need_cmd python3 jq cmp stat
 
 # ---- helpers (not in lib.sh) ----------------------------------------------
 
-# op.py CMD PATH [ARG]: prints OK or the errno name of the first failing
-# call.  "write" copies stdin into PATH (O_CREAT|O_TRUNC) in one write() and
-# reports close()'s error too (bash's > does not).
-cat >"$T/op.py" <<'PY'
-import errno, os, sys
-def P(s): return os.fsencode(s)
-cmd, path = sys.argv[1], P(sys.argv[2])
-try:
-    if cmd in ("write", "write2"):
-        data = sys.stdin.buffer.read()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            if cmd == "write2":  # in two write()s
-                os.write(fd, data[: len(data) // 2])
-                os.write(fd, data[len(data) // 2:])
-            else:
-                os.write(fd, data)
-        finally:
-            os.close(fd)
-    elif cmd == "read":
-        with open(path, "rb") as f:
-            f.read()
-    elif cmd == "mkdir":
-        os.mkdir(path)
-    elif cmd == "unlink":
-        os.unlink(path)
-    elif cmd == "rename":
-        os.rename(path, P(sys.argv[3]))
-    elif cmd == "stat":
-        os.stat(path)
-    else:
-        sys.exit("op.py: unknown command " + cmd)
-    print("OK")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-PY
-op() { python3 "$T/op.py" "$@"; }
+# op (lib.sh, tests/mount/op.py) asserts exact errnos, close()'s included.
+
 
 # f32 V...: the float32 little-endian bytes of the numbers, on stdout.
 f32() { python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<%df" % (len(sys.argv) - 1), *map(float, sys.argv[1:])))' "$@"; }
