@@ -409,6 +409,18 @@ int fs_docs_entry(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
 	return rc;
 }
 
+int fs_docs_entry_plus(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
+{
+	struct fs_dent *d;
+	int rc;
+
+	pthread_mutex_lock(&fs->mu);
+	d = fs_dent_by_ino(fs, ino);
+	rc = d && d != fs->docs_root ? fs_docs_ref(fs, d, e) : -ENOENT;
+	pthread_mutex_unlock(&fs->mu);
+	return rc;
+}
+
 int fs_docs_getattr(struct fs *fs, struct fs_ino *ip, struct stat *st)
 {
 	struct fs_dent *d;

@@ -293,6 +293,11 @@ int fs_docs_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
 		   struct fuse_entry_param *e);
 /* Entry of the dentry with inode `ino` (for "." and ".." and handles). */
 int fs_docs_entry(struct fs *fs, uint64_t ino, struct fuse_entry_param *e);
+/*
+ * Entry of docs/ inode `ino` for readdirplus, with a kernel reference;
+ * -ENOENT if it is not a document or directory of docs/ (any more).
+ */
+int fs_docs_entry_plus(struct fs *fs, uint64_t ino, struct fuse_entry_param *e);
 int fs_docs_getattr(struct fs *fs, struct fs_ino *ip, struct stat *st);
 int fs_docs_list(struct fs *fs, struct fs_ino *dir, struct fs_dirlist *l);
 int fs_docs_create(struct fs *fs, struct fs_ino *dir, const char *name,

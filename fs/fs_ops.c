@@ -47,7 +47,9 @@ static void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-	conn->want &= ~FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 }
@@ -528,8 +530,14 @@ static void fs_op_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			  off_t off, struct fuse_file_info *fi)
+/*
+ * One readdir reply.  With plus, documents and directories of docs/ come
+ * with their attributes and a kernel reference (so `ls -l` of a large
+ * folder costs no lookup per entry); entries of the other views come with
+ * node id 0, which tells the kernel to look them up if it needs them.
+ */
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_dirlist *l = (struct fs_dirlist *)(uintptr_t)fi->fh;
@@ -543,27 +551,51 @@ static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	}
 	/* offsets: 0 ".", 1 "..", 2 + i entry i */
 	for (i = (size_t)off; i < l->n + 2; i++) {
-		struct stat st = { 0 };
+		struct fuse_entry_param e = { 0 };
 		const char *name;
 		size_t n;
 
 		if (i < 2) {
 			name = i ? ".." : ".";
-			st.st_ino = ino;
-			st.st_mode = S_IFDIR;
+			e.attr.st_ino = ino;
+			e.attr.st_mode = S_IFDIR;
 		} else {
 			name = l->e[i - 2].name;
-			st.st_ino = l->e[i - 2].ino;
-			st.st_mode = l->e[i - 2].type;
+			e.attr.st_ino = l->e[i - 2].ino;
+			e.attr.st_mode = l->e[i - 2].type;
 		}
-		n = fuse_add_direntry(req, buf + used, size - used, name, &st,
-				      (off_t)(i + 1));
+		if (!plus) {
+			n = fuse_add_direntry(req, buf + used, size - used,
+					      name, &e.attr, (off_t)(i + 1));
+			if (n > size - used)
+				break;
+			used += n;
+			continue;
+		}
+		/* the size first: a reference is taken only for what fits */
+		n = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
 		if (n > size - used)
 			break;
+		if (i >= 2 && fs_docs_entry_plus(fs, l->e[i - 2].ino, &e))
+			e.ino = 0;
+		fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
+				       (off_t)(i + 1));
 		used += n;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	fs_readdir(req, ino, size, off, fi, 0);
+}
+
+static void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi)
+{
+	fs_readdir(req, ino, size, off, fi, 1);
 }
 
 static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -701,6 +733,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.fsync = fs_op_fsync,
 	.opendir = fs_op_opendir,
 	.readdir = fs_op_readdir,
+	.readdirplus = fs_op_readdirplus,
 	.releasedir = fs_op_releasedir,
 	.statfs = fs_op_statfs,
 	.setxattr = fs_op_setxattr,

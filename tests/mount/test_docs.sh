@@ -376,6 +376,19 @@ done
 is "$bad" "" "sync=fsync: all 10 closed files are durable within a second (none lost to kill -9)"
 ok_cmd "the earlier file too" cmp "$L/f.txt" "$mnt/docs/f.txt"
 still_up "sync=fsync writes" sync=fsync
+
+# ---- ls -l of a large folder: attributes come with the listing ------------------
+mkdir "$mnt/docs/many"
+for i in $(seq 1 500); do : >"$mnt/docs/many/e$i"; done
+lookups() { jq -r '.requests.lookup' "$mnt/.lodefs/stats"; }
+echo 2 >/proc/sys/vm/drop_caches # the kernel forgets the names it had
+l0=$(lookups)
+n=$(ls -l "$mnt/docs/many" | grep -c ' e[0-9]*$')
+l1=$(lookups)
+is "$n" 500 "ls -l docs/many lists 500 files"
+# reading .lodefs/stats looks up .lodefs and stats at most; no lookup per file
+[ $((l1 - l0)) -le 10 ]
+ok $? "ls -l of 500 files costs $((l1 - l0)) lookups, not one per file (readdirplus)"
 lodefs_umount "$mnt"
 ok $? "unmount exits 0"
 
