@@ -428,10 +428,21 @@ int fs_docs_getattr(struct fs *fs, struct fs_ino *ip, struct stat *st)
 
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_by_ino(fs, ip->ino);
-	if (d)
+	if (d) {
 		fs_dent_stat(fs, d, st);
-	else
+	} else if (ip->file && ip->file->opens) {
+		/* removed while open: as on disk, it lives on, unlinked */
+		struct fs_dent gone = { .ino = ip->ino,
+					.mode = S_IFREG | 0644,
+					.size = ip->file->len,
+					.mtime = fs->mounted,
+					.ctime = fs->mounted };
+
+		fs_dent_stat(fs, &gone, st);
+		st->st_nlink = 0;
+	} else {
 		rc = -ENOENT;
+	}
 	pthread_mutex_unlock(&fs->mu);
 	return rc;
 }
@@ -638,6 +649,7 @@ int fs_docs_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
 		rc = -EISDIR;
 		goto out;
 	}
+	fs_docs_keep_content(fs, d->ino);
 	in_store = store_doc_exists(fs->st, path);
 	rc = store_txn_begin(fs->st, &t);
 	if (!rc && in_store)
@@ -820,6 +832,9 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 	pthread_mutex_unlock(&fs->mu);
 	if (rc)
 		goto out;
+	/* A replaced target keeps its content for its open readers. */
+	if (nd && !S_ISDIR(nd->mode))
+		fs_docs_keep_content(fs, nd->ino);
 	/* Open documents with unsaved changes are committed first. */
 	for (i = 0; i < w.n && !rc; i++)
 		if (!S_ISDIR(w.v[i]->mode)) {

@@ -96,6 +96,31 @@ static int fs_file_load(struct fs *fs, struct fs_ino *ip, struct fs_file *f)
 	return 0;
 }
 
+void fs_docs_keep_content(struct fs *fs, uint64_t ino)
+{
+	struct fs_ino *ip;
+	struct fs_file *f = NULL;
+
+	pthread_mutex_lock(&fs->mu);
+	ip = fs_ino_find(fs, ino);
+	if (ip && ip->file) {
+		f = ip->file;
+		f->opens++; /* pinned while loading */
+	}
+	pthread_mutex_unlock(&fs->mu);
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	if (fs_file_load(fs, ip, f))
+		fs_error(fs, ip->keys[0],
+			 "could not keep the content for its open readers");
+	pthread_mutex_unlock(&f->mu);
+	pthread_mutex_lock(&fs->mu);
+	f->opens--;
+	fs_file_maybe_free(fs, ip);
+	pthread_mutex_unlock(&fs->mu);
+}
+
 struct fs_handle *fs_handle_new(struct fs_ino *ip, int wr)
 {
 	struct fs_handle *h = calloc(1, sizeof(*h));
@@ -135,7 +160,11 @@ int fs_docs_open(struct fs *fs, struct fs_ino *ip, int flags,
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&f->mu);
-	rc = fs_file_load(fs, ip, f);
+	/*
+	 * A reader loads the content at its first read: when the kernel still
+	 * has every page (keep_cache), no read comes and nothing is loaded.
+	 */
+	rc = wr ? fs_file_load(fs, ip, f) : 0;
 	if (!rc && wr && (flags & O_TRUNC) && f->len) {
 		f->len = 0;
 		f->dirty = 1;
@@ -161,30 +190,40 @@ int fs_docs_open(struct fs *fs, struct fs_ino *ip, int flags,
 	return 0;
 }
 
-void fs_docs_read(fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
+void fs_docs_read(struct fs *fs, fuse_req_t req, struct fs_handle *h,
+		  size_t size, off_t off)
 {
-	struct fs_file *f = h->ip->file;
-	size_t n = 0;
-	char *copy = NULL;
+	struct fs_ino *ip = h->ip;
+	struct fs_file *f;
+	int rc;
 
 	/*
-	 * Copied out, and replied to without the lock: once the reply is
-	 * sent, the reader may close and a RELEASE on another thread may free
-	 * the file before this thread gets to run again.
+	 * The reply is written from the file's buffer without a copy.  Once
+	 * the kernel has it, the reader may close and a RELEASE on another
+	 * thread may free the file before writev() returns here: an extra
+	 * open count pins the file until this thread is done with it, and
+	 * its mutex keeps writers from moving the buffer meanwhile.
 	 */
+	pthread_mutex_lock(&fs->mu);
+	f = ip->file;
+	f->opens++;
+	pthread_mutex_unlock(&fs->mu);
 	pthread_mutex_lock(&f->mu);
-	if ((size_t)off < f->len) {
-		n = size < f->len - (size_t)off ? size : f->len - (size_t)off;
-		copy = malloc(n);
-		if (copy)
-			memcpy(copy, f->buf + off, n);
-	}
-	pthread_mutex_unlock(&f->mu);
-	if (n && !copy)
-		fuse_reply_err(req, ENOMEM);
+	rc = fs_file_load(fs, ip, f);
+	if (rc)
+		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
+	else if ((size_t)off >= f->len)
+		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, copy, n);
-	free(copy);
+		fuse_reply_buf(req, f->buf + off,
+			       size < f->len - (size_t)off
+				       ? size
+				       : f->len - (size_t)off);
+	pthread_mutex_unlock(&f->mu);
+	pthread_mutex_lock(&fs->mu);
+	f->opens--;
+	fs_file_maybe_free(fs, ip);
+	pthread_mutex_unlock(&fs->mu);
 }
 
 /* A directory's entries changed: its mtime and ctime move (fs->mu held). */

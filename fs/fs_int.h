@@ -305,7 +305,8 @@ int fs_docs_create(struct fs *fs, struct fs_ino *dir, const char *name,
 		   struct fs_handle **h);
 int fs_docs_open(struct fs *fs, struct fs_ino *ip, int flags,
 		 struct fs_handle **h);
-void fs_docs_read(fuse_req_t req, struct fs_handle *h, size_t size, off_t off);
+void fs_docs_read(struct fs *fs, fuse_req_t req, struct fs_handle *h,
+		  size_t size, off_t off);
 ssize_t fs_docs_write(struct fs *fs, struct fs_handle *h, const char *buf,
 		      size_t size, off_t off);
 int fs_docs_flush(struct fs *fs, struct fs_handle *h);
@@ -343,6 +344,11 @@ void fs_docs_committed(struct fs *fs, int rc);
 int fs_docs_commit_one(struct fs *fs, struct fs_ino *ip);
 /* Adds the lodefs/dirs record of d to t. */
 int fs_docs_dir_record(struct store_txn *t, const struct fs_dent *d);
+/*
+ * Loads the content of an open document that is about to be removed or
+ * replaced, so that its open readers still read it (readers load lazily).
+ */
+void fs_docs_keep_content(struct fs *fs, uint64_t ino);
 /* Drops a document from the commit queue (it is being removed). */
 void fs_docs_unqueue(struct fs *fs, struct fs_ino *ip);
 

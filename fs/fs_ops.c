@@ -258,6 +258,13 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 			     : fs_docs_open(fs, ip, fi->flags, &h);
 	else
 		rc = fs_view_open(fs, ip, fi->flags, &h, &direct);
+	/*
+	 * A document changes only through this kernel (writes, truncation
+	 * and O_TRUNC go through its page cache; a rename onto it brings
+	 * another inode), so its cached pages stay valid across opens.
+	 */
+	if (!rc && ip->kind == FS_K_DOC)
+		h->keep_cache = 1;
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -306,7 +313,7 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	fs_count(fs, FS_OP_READ);
 	if (fs_is_doc(h->ip)) {
-		fs_docs_read(req, h, size, off);
+		fs_docs_read(fs, req, h, size, off);
 		return;
 	}
 	if ((size_t)off >= h->len) {

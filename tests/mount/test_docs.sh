@@ -377,6 +377,25 @@ is "$bad" "" "sync=fsync: all 10 closed files are durable within a second (none 
 ok_cmd "the earlier file too" cmp "$L/f.txt" "$mnt/docs/f.txt"
 still_up "sync=fsync writes" sync=fsync
 
+# ---- open files outlive rm and a rename onto them, as on disk -------------------
+printf 'kept for the reader\n' >"$mnt/docs/open1.txt"
+printf 'old target\n' >"$mnt/docs/open2.txt"
+printf 'new content\n' >"$mnt/docs/open3.txt"
+out=$(python3 - "$mnt/docs" <<'PY'
+import os, sys
+d = sys.argv[1]
+f1 = open(os.path.join(d, "open1.txt"), "rb")
+os.unlink(os.path.join(d, "open1.txt"))
+f2 = open(os.path.join(d, "open2.txt"), "rb")
+os.rename(os.path.join(d, "open3.txt"), os.path.join(d, "open2.txt"))
+print(f1.read().decode().strip(), os.fstat(f1.fileno()).st_nlink, "|",
+      f2.read().decode().strip())
+PY
+)
+is "$out" "kept for the reader 0 | old target" \
+	"a file open for reading still reads after rm (nlink 0) and after mv onto it"
+is "$(cat "$mnt/docs/open2.txt")" "new content" "the path shows the renamed file"
+
 # ---- ls -l of a large folder: attributes come with the listing ------------------
 mkdir "$mnt/docs/many"
 for i in $(seq 1 500); do : >"$mnt/docs/many/e$i"; done
