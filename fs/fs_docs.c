@@ -106,15 +106,12 @@ static int fs_dtab_grow(struct fs *fs)
 
 static int fs_dent_kid_add(struct fs_dent *dir, struct fs_dent *d)
 {
-	if (dir->n_kids == dir->cap_kids) {
-		size_t cap = dir->cap_kids ? dir->cap_kids * 2 : 8;
-		struct fs_dent **k = realloc(dir->kids, cap * sizeof(*k));
+	struct fs_dent **k = fs_reserve(dir->kids, &dir->cap_kids,
+					dir->n_kids + 1, sizeof(*k), 8);
 
-		if (!k)
-			return -ENOMEM;
-		dir->kids = k;
-		dir->cap_kids = cap;
-	}
+	if (!k)
+		return -ENOMEM;
+	dir->kids = k;
 	dir->kids[dir->n_kids++] = d;
 	d->parent = dir;
 	return 0;
@@ -753,17 +750,13 @@ struct fs_docs_walk {
 
 static int fs_docs_walk(struct fs_docs_walk *w, struct fs_dent *d)
 {
+	struct fs_dent **v =
+		fs_reserve(w->v, &w->cap, w->n + 1, sizeof(*v), 64);
 	size_t i;
 
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct fs_dent **v = realloc(w->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		w->v = v;
-		w->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	w->v = v;
 	w->v[w->n++] = d;
 	for (i = 0; i < d->n_kids; i++)
 		if (fs_docs_walk(w, d->kids[i]))
@@ -774,16 +767,18 @@ static int fs_docs_walk(struct fs_docs_walk *w, struct fs_dent *d)
 /* Commits an open, changed document before it moves (it must exist). */
 static int fs_docs_settle(struct fs *fs, struct fs_ino *ip)
 {
+	struct fs_file *f = ip ? fs_file_pin(fs, ip) : NULL;
 	int dirty, rc = 0;
 
-	if (!ip || !ip->file)
+	if (!f)
 		return 0;
 	fs_docs_unqueue(fs, ip);
-	pthread_mutex_lock(&ip->file->mu);
-	dirty = ip->file->dirty;
-	pthread_mutex_unlock(&ip->file->mu);
+	pthread_mutex_lock(&f->mu);
+	dirty = f->dirty;
+	pthread_mutex_unlock(&f->mu);
 	if (dirty)
 		rc = fs_docs_commit_one(fs, ip);
+	fs_file_unpin(fs, ip, f);
 	return rc;
 }
 

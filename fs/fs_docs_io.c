@@ -29,12 +29,42 @@ static struct fs_file *fs_file_new(void)
 	return f;
 }
 
+struct fs_file *fs_file_pin(struct fs *fs, struct fs_ino *ip)
+{
+	struct fs_file *f;
+
+	pthread_mutex_lock(&fs->mu);
+	f = ip->file;
+	if (f)
+		f->opens++;
+	pthread_mutex_unlock(&fs->mu);
+	return f;
+}
+
+void fs_file_unpin(struct fs *fs, struct fs_ino *ip, struct fs_file *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&fs->mu);
+	f->opens--;
+	fs_file_maybe_free(fs, ip);
+	pthread_mutex_unlock(&fs->mu);
+}
+
 /* Frees ip's file if nothing needs it any more; caller holds fs->mu. */
 void fs_file_maybe_free(struct fs *fs, struct fs_ino *ip)
 {
 	struct fs_file *f = ip->file;
 
-	if (!f || f->opens || f->dirty || f->pending)
+	int busy;
+
+	if (!f || f->opens || f->dirty)
+		return;
+	/* queued or being committed: the commit round frees it after */
+	pthread_mutex_lock(&fs->pend_mu);
+	busy = f->pending || f->inflight;
+	pthread_mutex_unlock(&fs->pend_mu);
+	if (busy)
 		return;
 	ip->file = NULL;
 	pthread_mutex_destroy(&f->mu);
@@ -375,17 +405,14 @@ static int fs_docs_enqueue(struct fs *fs, struct fs_ino *ip)
 
 	pthread_mutex_lock(&fs->pend_mu);
 	if (!f->pending) {
-		if (fs->n_pend == fs->cap_pend) {
-			size_t cap = fs->cap_pend ? fs->cap_pend * 2 : 256;
-			struct fs_ino **p = realloc(fs->pend, cap * sizeof(*p));
+		struct fs_ino **p = fs_reserve(fs->pend, &fs->cap_pend,
+					       fs->n_pend + 1, sizeof(*p), 256);
 
-			if (!p) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			fs->pend = p;
-			fs->cap_pend = cap;
+		if (!p) {
+			rc = -ENOMEM;
+			goto out;
 		}
+		fs->pend = p;
 		fs->pend[fs->n_pend++] = ip;
 		f->pending = 1;
 	}
@@ -661,15 +688,20 @@ static int fs_docs_commit_attr(struct fs *fs, struct fs_dent *d,
 }
 
 /* 1 if ip's document has changes that the next flush commits anyway. */
-static int fs_docs_open_dirty(struct fs_ino *ip)
+static int fs_docs_open_dirty(struct fs *fs, struct fs_ino *ip)
 {
+	struct fs_file *f = fs_file_pin(fs, ip);
 	int dirty = 0;
 
-	if (ip->file) {
-		pthread_mutex_lock(&ip->file->mu);
-		dirty = ip->file->dirty || ip->file->pending;
-		pthread_mutex_unlock(&ip->file->mu);
+	if (f) {
+		pthread_mutex_lock(&f->mu);
+		dirty = f->dirty;
+		pthread_mutex_unlock(&f->mu);
+		pthread_mutex_lock(&fs->pend_mu);
+		dirty = dirty || f->pending || f->inflight;
+		pthread_mutex_unlock(&fs->pend_mu);
 	}
+	fs_file_unpin(fs, ip, f);
 	return dirty;
 }
 
@@ -712,17 +744,17 @@ int fs_docs_setattr(struct fs *fs, struct fs_ino *ip, const struct stat *a,
 		pthread_mutex_unlock(&f->mu);
 		if (!rc)
 			fs_dent_touch(fs, ip->ino, a->st_size);
-		/* Not open elsewhere: truncate(2) is durable when it returns */
-		if (!rc && f->opens == 1 && fs->opts.sync == FS_SYNC_CLOSE)
-			rc = fs_docs_commit_one(fs, ip);
+		/* Not open elsewhere: truncate(2) is durable when it returns
+		 * (sync=close) or within a second (sync=fsync) */
+		if (!rc && f->opens == 1)
+			rc = fs->opts.sync == FS_SYNC_CLOSE
+				     ? fs_docs_commit_one(fs, ip)
+				     : fs_docs_enqueue(fs, ip);
 		pthread_mutex_lock(&fs->mu);
 		f->opens--;
 		ip->opens--;
 		fs_file_maybe_free(fs, ip);
 		pthread_mutex_unlock(&fs->mu);
-		if (!rc && fs->opts.sync == FS_SYNC_FSYNC && ip->file &&
-		    !ip->file->opens)
-			rc = fs_docs_enqueue(fs, ip);
 		if (rc)
 			goto out;
 	}
@@ -747,7 +779,7 @@ int fs_docs_setattr(struct fs *fs, struct fs_ino *ip, const struct stat *a,
 	pthread_mutex_unlock(&fs->mu);
 	if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME |
 		       FUSE_SET_ATTR_MTIME_NOW)) &&
-	    (is_dir || !fs_docs_open_dirty(ip))) {
+	    (is_dir || !fs_docs_open_dirty(fs, ip))) {
 		struct fs_dent copy;
 
 		pthread_mutex_lock(&fs->mu);
@@ -793,15 +825,17 @@ static json_t *fs_docs_xattrs(struct fs *fs, struct fs_ino *ip)
 	struct store_file sf = { 0 };
 	json_error_t err;
 	json_t *x = NULL;
+	struct fs_file *f = fs_file_pin(fs, ip);
 
-	if (ip->file) {
-		pthread_mutex_lock(&ip->file->mu);
-		if (ip->file->xattrs)
-			x = json_deep_copy(ip->file->xattrs);
-		pthread_mutex_unlock(&ip->file->mu);
-		if (x)
-			return x;
+	if (f) {
+		pthread_mutex_lock(&f->mu);
+		if (f->xattrs)
+			x = json_deep_copy(f->xattrs);
+		pthread_mutex_unlock(&f->mu);
 	}
+	fs_file_unpin(fs, ip, f);
+	if (x)
+		return x;
 	if (store_doc_stat(fs->st, ip->keys[0], &sf) == 0 && sf.xattrs)
 		x = json_loads(sf.xattrs, 0, &err);
 	store_file_release(&sf);
@@ -833,24 +867,29 @@ static json_t *fs_xattr_value(const char *v, size_t n)
 static int fs_docs_xattr_store(struct fs *fs, struct fs_ino *ip, json_t *x)
 {
 	struct fs_dent *d, copy;
+	struct fs_file *f;
 	char *text;
 	int rc;
 
 	if (ip->kind != FS_K_DOC)
 		return -ENOTSUP;
-	if (ip->file && fs_docs_open_dirty(ip)) {
+	f = fs_file_pin(fs, ip); /* a RELEASE may run meanwhile */
+	if (f && fs_docs_open_dirty(fs, ip)) {
 		/* committed with the content at the next flush */
-		pthread_mutex_lock(&ip->file->mu);
-		json_decref(ip->file->xattrs);
-		ip->file->xattrs = json_incref(x);
-		ip->file->dirty = 1;
-		ip->file->version++;
-		pthread_mutex_unlock(&ip->file->mu);
+		pthread_mutex_lock(&f->mu);
+		json_decref(f->xattrs);
+		f->xattrs = json_incref(x);
+		f->dirty = 1;
+		f->version++;
+		pthread_mutex_unlock(&f->mu);
+		fs_file_unpin(fs, ip, f);
 		return 0;
 	}
 	text = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!text)
+	if (!text) {
+		fs_file_unpin(fs, ip, f);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&fs->docs_mu);
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_by_ino(fs, ip->ino);
@@ -866,13 +905,14 @@ static int fs_docs_xattr_store(struct fs *fs, struct fs_ino *ip, json_t *x)
 		rc = -ENOMEM;
 	else
 		rc = fs_docs_commit_attr(fs, &copy, text);
-	if (!rc && ip->file) {
-		pthread_mutex_lock(&ip->file->mu);
-		json_decref(ip->file->xattrs);
-		ip->file->xattrs = json_incref(x);
-		pthread_mutex_unlock(&ip->file->mu);
+	if (!rc && f) {
+		pthread_mutex_lock(&f->mu);
+		json_decref(f->xattrs);
+		f->xattrs = json_incref(x);
+		pthread_mutex_unlock(&f->mu);
 	}
 	pthread_mutex_unlock(&fs->docs_mu);
+	fs_file_unpin(fs, ip, f);
 	if (rc && d)
 		fs_error(fs, ip->keys[0], "metadata not changed: %s",
 			 store_last_error());

@@ -182,6 +182,21 @@ void fs_inodes_free(struct fs *fs)
 	fs->itab_cap = fs->itab_n = 0;
 }
 
+void *fs_reserve(void *v, size_t *cap, size_t need, size_t elem, size_t first)
+{
+	size_t c = *cap ? *cap : first;
+	void *nv;
+
+	if (need <= *cap)
+		return v;
+	while (c < need)
+		c *= 2;
+	nv = realloc(v, c * elem);
+	if (nv)
+		*cap = c;
+	return nv;
+}
+
 /* --- names ---------------------------------------------------------------- */
 
 int fs_name_check(const char *name)

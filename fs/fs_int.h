@@ -333,6 +333,13 @@ int fs_docs_removexattr(struct fs *fs, struct fs_ino *ip, const char *name);
 /* Shared by fs_docs.c (the tree) and fs_docs_io.c (contents). */
 /* Frees ip's file if nothing needs it any more; caller holds fs->mu. */
 void fs_file_maybe_free(struct fs *fs, struct fs_ino *ip);
+/*
+ * Pins ip's file, if it has one, against a concurrent RELEASE (FUSE sends
+ * RELEASE asynchronously, so it may run beside the next request on the
+ * same inode); fs_file_unpin drops the pin and frees what is unneeded.
+ */
+struct fs_file *fs_file_pin(struct fs *fs, struct fs_ino *ip);
+void fs_file_unpin(struct fs *fs, struct fs_ino *ip, struct fs_file *f);
 /* Gives ip an open file (made if needed); caller holds fs->mu. */
 struct fs_file *fs_file_open(struct fs_ino *ip);
 struct fs_handle *fs_handle_new(struct fs_ino *ip, int wr);
@@ -394,6 +401,13 @@ void fs_error(struct fs *fs, const char *path, const char *fmt, ...)
 void fs_errlog_free(struct fs_errlog *l);
 /* Content of .lodefs/<name>: malloc'd text. */
 int fs_meta_content(struct fs *fs, uint64_t ino, char **out, size_t *len);
+
+/*
+ * Grows array v (elements of `elem` bytes, capacity *cap) to hold `need`,
+ * doubling from `first`: returns the array, perhaps moved, or NULL on out
+ * of memory (v is then unchanged and still the caller's).
+ */
+void *fs_reserve(void *v, size_t *cap, size_t need, size_t elem, size_t first);
 
 /* --- names ------------------------------------------------------------ */
 

@@ -427,19 +427,28 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+typedef int fs_remove_fn(struct fs *fs, struct fs_ino *dir, const char *name);
+
+/* unlink and rmdir: in docs/ or in a view. */
+static void fs_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      enum fs_op op, fs_remove_fn *docs, fs_remove_fn *view)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_ino *dir;
 	int rc;
 
-	fs_count(fs, FS_OP_UNLINK);
+	fs_count(fs, op);
 	if (!(dir = fs_req_ino(req, parent)))
 		return;
 	if (!(rc = fs_refuse_ro(fs)))
-		rc = fs_is_doc(dir) ? fs_docs_unlink(fs, dir, name)
-				    : fs_view_unlink(fs, dir, name);
+		rc = fs_is_doc(dir) ? docs(fs, dir, name) : view(fs, dir, name);
 	fuse_reply_err(req, -rc);
+}
+
+static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs_remove(req, parent, name, FS_OP_UNLINK, fs_docs_unlink,
+		  fs_view_unlink);
 }
 
 static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -464,17 +473,7 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_ino *dir;
-	int rc;
-
-	fs_count(fs, FS_OP_RMDIR);
-	if (!(dir = fs_req_ino(req, parent)))
-		return;
-	if (!(rc = fs_refuse_ro(fs)))
-		rc = fs_is_doc(dir) ? fs_docs_rmdir(fs, dir, name)
-				    : fs_view_rmdir(fs, dir, name);
-	fuse_reply_err(req, -rc);
+	fs_remove(req, parent, name, FS_OP_RMDIR, fs_docs_rmdir, fs_view_rmdir);
 }
 
 static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -50,23 +50,15 @@ int fs_views_init(struct fs *fs)
 	return fs->made_dirs ? fs_made_load(fs) : -ENOMEM;
 }
 
-static int fs_dirlist_grow(struct fs_dirlist *l)
+int fs_dirlist_add(struct fs_dirlist *l, const char *name, uint64_t ino,
+		   mode_t type)
 {
-	size_t cap = l->cap ? l->cap * 2 : 64;
-	struct fs_dirent *e = realloc(l->e, cap * sizeof(*e));
+	struct fs_dirent *e =
+		fs_reserve(l->e, &l->cap, l->n + 1, sizeof(*e), 64);
 
 	if (!e)
 		return -ENOMEM;
 	l->e = e;
-	l->cap = cap;
-	return 0;
-}
-
-int fs_dirlist_add(struct fs_dirlist *l, const char *name, uint64_t ino,
-		   mode_t type)
-{
-	if (l->n == l->cap && fs_dirlist_grow(l))
-		return -ENOMEM;
 	l->e[l->n].name = strdup(name);
 	if (!l->e[l->n].name)
 		return -ENOMEM;

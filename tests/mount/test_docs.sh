@@ -396,6 +396,26 @@ is "$out" "kept for the reader 0 | old target" \
 	"a file open for reading still reads after rm (nlink 0) and after mv onto it"
 is "$(cat "$mnt/docs/open2.txt")" "new content" "the path shows the renamed file"
 
+# ---- a request right after close() meets the asynchronous RELEASE ---------------
+out=$(python3 - "$mnt/docs" <<'PY'
+import os, sys
+d = os.path.join(sys.argv[1], "race")
+os.mkdir(d)
+bad = 0
+for i in range(300):
+    p = os.path.join(d, "r%d.txt" % i)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b"race %d\n" % i)
+    os.close(fd)
+    os.setxattr(p, "user.n", str(i).encode())   # beside its RELEASE
+    if os.getxattr(p, "user.n") != str(i).encode():
+        bad += 1
+print(bad)
+PY
+)
+is "$out" 0 "300 setxattr calls right after close() all land"
+still_up "setxattr right after close()"
+
 # ---- ls -l of a large folder: attributes come with the listing ------------------
 mkdir "$mnt/docs/many"
 for i in $(seq 1 500); do : >"$mnt/docs/many/e$i"; done
