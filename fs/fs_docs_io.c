@@ -479,9 +479,13 @@ static int fs_docs_round(struct fs *fs, int requeue)
 	else
 		store_txn_abort(t);
 	fs_docs_committed(fs, rc);
-	if (rc)
-		fs_error(fs, NULL, "commit of %zu documents failed: %s (%s)", n,
+	/* one line per document (the first 20), so each path is named */
+	for (i = 0; rc && i < n && i < 20; i++)
+		fs_error(fs, list[i]->keys[0], "not committed: %s (%s)",
 			 store_last_error(), strerror(-rc));
+	if (rc && n > 20)
+		fs_error(fs, NULL, "and %zu more documents not committed",
+			 n - 20);
 	for (i = 0; i < n; i++) {
 		struct fs_file *f = list[i]->file;
 

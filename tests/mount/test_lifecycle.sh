@@ -273,4 +273,32 @@ else
 	skip "lode fsck names the damaged segment and exits 1" "no lode at $LODE"
 fi
 
+# ---- the backend fails midway: a full disk ---------------------------------------
+full=$T/full
+mkdir -p "$full" "$T/mnt3"
+if mount -t tmpfs -o size=2m tmpfs "$full" 2>/dev/null; then
+	lodefs_mount "$full/store" "$T/mnt3"
+	ok $? "mount a store on a 2 MiB tmpfs"
+	printf 'a small document\n' >"$T/mnt3/docs/small.txt"
+	head -c 3000000 /dev/urandom >"$T/big.bin"
+	is "$(op write "$T/mnt3/docs/big.bin" <"$T/big.bin")" EIO \
+		"a 3 MB document that does not fit: close() is EIO"
+	grep -q 'big.bin not committed: .*No space left on device' "$T/mnt3/.lodefs/errors"
+	ok $? ".lodefs/errors names the document and says why"
+	ok_cmd "what was committed before still reads back" grep -qx 'a small document' "$T/mnt3/docs/small.txt"
+	lodefs_umount "$T/mnt3"
+	ok $? "unmount exits 0"
+	if [ -x "$LODE" ]; then
+		ok_cmd "lode fsck finds the store clean" "$LODE" fsck "$full/store"
+	else
+		skip "lode fsck finds the store clean" "no lode at $LODE"
+	fi
+	lodefs_mount "$full/store" "$T/mnt3"
+	is "$(ls "$T/mnt3/docs")" "small.txt" "after a remount: the failed document is not there, the other is"
+	lodefs_umount "$T/mnt3"
+	umount "$full"
+else
+	skip "a full disk (no tmpfs)" "cannot mount tmpfs"
+fi
+
 done_testing
