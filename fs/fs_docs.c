@@ -394,28 +394,31 @@ int fs_docs_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
 	return rc;
 }
 
-int fs_docs_entry(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
+/* Takes a reference on the dentry numbered ino and fills e; `missing` if none. */
+static int fs_docs_entry_of(struct fs *fs, uint64_t ino, int with_root,
+			    int missing, struct fuse_entry_param *e)
 {
 	struct fs_dent *d;
 	int rc;
 
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_by_ino(fs, ino);
-	rc = d ? fs_docs_ref(fs, d, e) : -ESTALE;
+	if (d && (with_root || d != fs->docs_root))
+		rc = fs_docs_ref(fs, d, e);
+	else
+		rc = missing;
 	pthread_mutex_unlock(&fs->mu);
 	return rc;
 }
 
+int fs_docs_entry(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
+{
+	return fs_docs_entry_of(fs, ino, 1, -ESTALE, e);
+}
+
 int fs_docs_entry_plus(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
 {
-	struct fs_dent *d;
-	int rc;
-
-	pthread_mutex_lock(&fs->mu);
-	d = fs_dent_by_ino(fs, ino);
-	rc = d && d != fs->docs_root ? fs_docs_ref(fs, d, e) : -ENOENT;
-	pthread_mutex_unlock(&fs->mu);
-	return rc;
+	return fs_docs_entry_of(fs, ino, 0, -ENOENT, e);
 }
 
 int fs_docs_getattr(struct fs *fs, struct fs_ino *ip, struct stat *st)

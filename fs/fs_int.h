@@ -143,7 +143,6 @@ struct fs_qfile {
 	int res_rc, res_valid;
 	uint64_t res_version;
 	uint64_t ino;
-	struct timespec mtime;
 	struct fs_qfile *next;
 };
 

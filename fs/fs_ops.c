@@ -387,28 +387,30 @@ static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
-			struct fuse_file_info *fi)
+/* flush and fsync: a document commits (or queues); a view file applies. */
+static void fs_commit_op(fuse_req_t req, struct fuse_file_info *fi,
+			 enum fs_op op,
+			 int (*docs)(struct fs *, struct fs_handle *))
 {
 	struct fs *fs = fs_of(req);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	int rc;
 
-	fs_count(fs, FS_OP_FLUSH);
-	rc = fs_is_doc(h->ip) ? fs_docs_flush(fs, h) : fs_view_apply(fs, h);
+	fs_count(fs, op);
+	rc = fs_is_doc(h->ip) ? docs(fs, h) : fs_view_apply(fs, h);
 	fuse_reply_err(req, -rc);
+}
+
+static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	fs_commit_op(req, fi, FS_OP_FLUSH, fs_docs_flush);
 }
 
 static void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
-	int rc;
-
-	fs_count(fs, FS_OP_FSYNC);
-	rc = fs_is_doc(h->ip) ? fs_docs_fsync(fs, h) : fs_view_apply(fs, h);
-	fuse_reply_err(req, -rc);
+	fs_commit_op(req, fi, FS_OP_FSYNC, fs_docs_fsync);
 }
 
 static void fs_op_release(fuse_req_t req, fuse_ino_t ino,

@@ -322,7 +322,6 @@ int fs_view_create(struct fs *fs, struct fs_ino *dir, const char *name,
 			return -ENOMEM;
 		}
 		q->ino = fs_hash_ino(FS_K_QREQ, name, NULL, NULL);
-		clock_gettime(CLOCK_REALTIME, &q->mtime);
 		pthread_mutex_lock(&fs->mu);
 		if (fs_qfile_find(fs, name)) {
 			free(q->name);
@@ -518,7 +517,6 @@ int fs_view_apply(struct fs *fs, struct fs_handle *h)
 			q->res_rc = 0;
 			q->res_valid = 1;
 			q->res_version = v;
-			clock_gettime(CLOCK_REALTIME, &q->mtime);
 			copy = res = NULL;
 		}
 		pthread_mutex_unlock(&fs->mu);
