@@ -273,8 +273,9 @@ uint32_t engine_vec_dim(struct engine *e, const char *coll);
  * Called for every record applied to memory, in apply order: at open (for
  * every live key of the loaded checkpoint, collections and keys in
  * iteration order, with ENGINE_OBS_CHECKPOINT in flags; then for replayed
- * records), after each commit and for what engine_refresh brings (flags
- * 0).  For a delete, type is ENGINE_NONE and data NULL; a drop arrives as
+ * records), after each commit (flags 0) and for what other writers
+ * wrote (engine_refresh and the catch-up of a checkpoint: flag
+ * ENGINE_OBS_REMOTE).  For a delete, type is ENGINE_NONE and data NULL; a drop arrives as
  * one delete per key.  Runs under the write lock; it must not call back
  * into the engine.  Set before engine_open through engine_open_observed,
  * or later (it is then called only for new changes).
@@ -285,6 +286,13 @@ uint32_t engine_vec_dim(struct engine *e, const char *coll);
  * engine loads extensions before the first observer call.
  */
 #define ENGINE_OBS_CHECKPOINT 1u
+/*
+ * The change was written by another writer (another mount of a shared
+ * store): applied by engine_refresh, or by the catch-up that
+ * engine_checkpoint and commits that checkpoint do first.  Never set at
+ * open.  Lets a client tell "changed under me" from its own commits.
+ */
+#define ENGINE_OBS_REMOTE 2u
 
 typedef void engine_observe_fn(void *arg, const char *coll, const char *key,
 			       enum engine_type type, const void *data,

@@ -413,10 +413,11 @@ struct eng_ext {
  * the one it describes (both live as long as the engine: no copy; the
  * entry gets ENG_CKV).
  */
-#define ENG_STABLE   1u
-#define ENG_OBSERVE  2u /* report the change to the observer */
-#define ENG_ADOPT    4u /* VEC: `row` already holds the data (loading) */
-#define ENG_OBS_CKPT 8u /* observer flag ENGINE_OBS_CHECKPOINT */
+#define ENG_STABLE     1u
+#define ENG_OBSERVE    2u  /* report the change to the observer */
+#define ENG_ADOPT      4u  /* VEC: `row` already holds the data (loading) */
+#define ENG_OBS_CKPT   8u  /* observer flag ENGINE_OBS_CHECKPOINT */
+#define ENG_OBS_REMOTE 16u /* observer flag ENGINE_OBS_REMOTE */
 
 uint64_t eng_hlc_next(struct engine *e);
 void eng_hlc_see(struct engine *e, uint64_t hlc);

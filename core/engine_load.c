@@ -1123,7 +1123,7 @@ out_free:
 
 int eng_sync(struct engine *e, bool opening)
 {
-	unsigned flags = opening ? 0 : ENG_OBSERVE;
+	unsigned flags = opening ? 0 : ENG_OBSERVE | ENG_OBS_REMOTE;
 	int rc;
 
 	rc = eng_sync_ckpts(e, opening, flags);
@@ -1131,5 +1131,6 @@ int eng_sync(struct engine *e, bool opening)
 		return rc;
 	if (opening)
 		eng_observe_all(e);
-	return eng_sync_segs(e, opening, ENG_OBSERVE);
+	return eng_sync_segs(e, opening,
+			     ENG_OBSERVE | (opening ? 0 : ENG_OBS_REMOTE));
 }

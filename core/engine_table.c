@@ -733,7 +733,8 @@ static void eng_ent_clear(struct engine *e, struct eng_coll *c,
 static void eng_observe(struct engine *e, unsigned flags, const char *coll,
 			const struct eng_ent *s, const struct eng_coll *c)
 {
-	unsigned of = flags & ENG_OBS_CKPT ? ENGINE_OBS_CHECKPOINT : 0;
+	unsigned of = (flags & ENG_OBS_CKPT ? ENGINE_OBS_CHECKPOINT : 0) |
+		      (flags & ENG_OBS_REMOTE ? ENGINE_OBS_REMOTE : 0);
 
 	if (!(flags & ENG_OBSERVE) || !e->obs)
 		return;

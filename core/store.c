@@ -245,6 +245,7 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	}
 	s->be = be;
 	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->chg_mu, NULL);
 	rc = text_index_new(&s->bm25);
 	if (rc)
 		goto out_free;
@@ -263,6 +264,7 @@ int store_open(struct backend *be, const struct store_opts *opts,
 out_index:
 	text_index_free(s->bm25);
 out_free:
+	pthread_mutex_destroy(&s->chg_mu);
 	pthread_mutex_destroy(&s->wlock);
 	free(s);
 	return rc;
@@ -274,6 +276,8 @@ void store_close(struct store *s)
 		return;
 	engine_close(s->eng);
 	text_index_free(s->bm25);
+	store_changes_free(s);
+	pthread_mutex_destroy(&s->chg_mu);
 	pthread_mutex_destroy(&s->wlock);
 	free(s);
 }

@@ -142,6 +142,41 @@ typedef int store_dir_fn(void *arg, const char *path,
 			 const struct store_dir *d);
 int store_dirs_foreach(struct store *s, store_dir_fn *fn, void *arg);
 
+/* The record of one directory: 0, -ENOENT (none), or another -errno. */
+int store_dir_stat(struct store *s, const char *path, struct store_dir *d);
+
+/* --- other writers ------------------------------------------------------- */
+
+/*
+ * Several mounts (and `lode`) may share one store on S3/R2; each sees what
+ * the others wrote when it catches up (docs/FORMAT.md, last writer wins).
+ */
+enum store_change_kind {
+	STORE_CHANGE_DOC = 1, /* a document (lodefs/files record): key = id */
+	STORE_CHANGE_DIR,     /* a docs/ directory record: key = path */
+};
+
+/*
+ * Starts (on != 0) or stops keeping the documents and directories other
+ * writers change, for store_refresh to report.  Off by default, so a
+ * program that never asks keeps nothing.
+ */
+void store_track_changes(struct store *s, int on);
+
+/*
+ * Catches up with other writers (engine_refresh).  Then, while tracking,
+ * calls fn once per document and directory that other writers changed
+ * since the last store_refresh, however it arrived (this refresh, or the
+ * catch-up a commit or checkpoint did first), in the order they were
+ * applied, and outside every lock (fn may call the store).  `fn` may be
+ * NULL.  Returns the number of changes (of any collection) applied from
+ * other writers by this call and since the last one, or a negative errno
+ * (the changes noted so far are still reported).
+ */
+typedef void store_change_fn(void *arg, enum store_change_kind kind,
+			     const char *key);
+int store_refresh(struct store *s, store_change_fn *fn, void *arg);
+
 enum store_put_result {
 	STORE_INDEXED = 0, /* stored, split into nodes and indexed */
 	/*

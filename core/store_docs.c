@@ -906,6 +906,8 @@ void store_observe(void *arg, const char *coll, const char *key,
 	struct store *s = arg;
 	json_t *w, *text;
 
+	if (flags & ENGINE_OBS_REMOTE)
+		store_note_change(s, coll, key, flags);
 	if (strcmp(coll, STORE_C_DATA) != 0)
 		return;
 	/* A keyword index loaded from the checkpoint already has these. */

@@ -181,6 +181,31 @@ int store_files_foreach(struct store *s, store_file_fn *fn, void *arg)
 	return rc;
 }
 
+static void store_dir_parse(const json_t *j, struct store_dir *d)
+{
+	d->mode = (unsigned)json_integer_value(json_object_get(j, "mode"));
+	d->mtime = (time_t)json_integer_value(json_object_get(j, "mtime"));
+	d->ctime = (time_t)json_integer_value(json_object_get(j, "ctime"));
+	d->ino = store_u64(json_object_get(j, "ino"));
+}
+
+int store_dir_stat(struct store *s, const char *path, struct store_dir *d)
+{
+	json_t *rec;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	store_clear_error();
+	if (!path)
+		return -ENOENT;
+	rc = store_get_object(s, STORE_C_DIRS, path, &rec);
+	if (rc)
+		return rc;
+	store_dir_parse(rec, d);
+	json_decref(rec);
+	return 0;
+}
+
 int store_dirs_foreach(struct store *s, store_dir_fn *fn, void *arg)
 {
 	struct store_recs r = { 0 };
@@ -195,13 +220,7 @@ int store_dirs_foreach(struct store *s, store_dir_fn *fn, void *arg)
 		rc = store_recs_get(&r, i, &j);
 		if (rc)
 			break;
-		d.mode = (unsigned)json_integer_value(
-			json_object_get(j, "mode"));
-		d.mtime =
-			(time_t)json_integer_value(json_object_get(j, "mtime"));
-		d.ctime =
-			(time_t)json_integer_value(json_object_get(j, "ctime"));
-		d.ino = store_u64(json_object_get(j, "ino"));
+		store_dir_parse(j, &d);
 		json_decref(j);
 		rc = fn(arg, r.v[i].key, &d);
 	}

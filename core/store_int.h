@@ -39,7 +39,27 @@ struct store {
 	/* Serialises read-modify-write sequences (ref_doc_info, triples). */
 	pthread_mutex_t wlock;
 	atomic_uint_fast64_t queries;
+	/*
+	 * Changes other writers made (ENGINE_OBS_REMOTE), kept for
+	 * store_refresh while tracking is on: kinds and keys, chg_mu.
+	 */
+	pthread_mutex_t chg_mu;
+	int chg_track;
+	struct store_change *chg;
+	size_t n_chg, cap_chg;
+	uint64_t chg_remote; /* every remote change applied, tracked or not */
 };
+
+/* A change another writer made to a docs/ entry (store_refresh). */
+struct store_change {
+	int kind; /* enum store_change_kind */
+	char *key;
+};
+
+/* Called by store_observe for every change: keeps what store_refresh needs. */
+void store_note_change(struct store *s, const char *coll, const char *key,
+		       unsigned flags);
+void store_changes_free(struct store *s);
 
 /* Sets the thread's error text and returns rc (a negative errno). */
 int store_fail(int rc, const char *fmt, ...)

@@ -1058,10 +1058,14 @@ static void observe_fn(void *arg, const char *coll, const char *key,
 
 	if (type == ENGINE_NONE)
 		cr_assert_null(data);
-	cr_assert_eq(flags & ~ENGINE_OBS_CHECKPOINT, 0);
+	cr_assert_eq(flags & ~(ENGINE_OBS_CHECKPOINT | ENGINE_OBS_REMOTE), 0);
 	/* calls for the loaded checkpoint are marked "ckpt:" */
 	if (flags & ENGINE_OBS_CHECKPOINT)
 		n += (size_t)snprintf(s->log + n, sizeof(s->log) - n, "ckpt:");
+	/* changes other writers made, after open, are marked "remote:" */
+	if (flags & ENGINE_OBS_REMOTE)
+		n += (size_t)snprintf(s->log + n, sizeof(s->log) - n,
+				      "remote:");
 	if (type == ENGINE_JSON)
 		snprintf(s->log + n, sizeof(s->log) - n, "put %s %s %.*s\n",
 			 coll, key, (int)len, (const char *)data);
@@ -1151,13 +1155,18 @@ Test(engine, refresh_reports_other_writers_changes_to_the_observer)
 	cr_assert_eq(put_json(w, "c", "new", "{}"), 0);
 	cr_assert_eq(del(w, "c", "old"), 0);
 	cr_assert_eq(engine_refresh(r), 0);
-	cr_assert_str_eq(s.log, "put c new {}\ndel c old 0\n");
+	cr_assert_str_eq(s.log, "remote:put c new {}\nremote:del c old 0\n");
 	/* a checkpoint by the other writer brings nothing new */
 	cr_assert_eq(engine_checkpoint(w), 0);
 	s.log[0] = '\0';
 	cr_assert_eq(engine_refresh(r), 0);
 	cr_assert_str_eq(s.log, "");
 	assert_value(r, "c", "new", "{}");
+	/* our own commit is not remote; what our checkpoint catches up on is */
+	cr_assert_eq(put_json(r, "c", "ours", "{}"), 0);
+	cr_assert_eq(put_json(w, "c", "theirs", "{}"), 0);
+	cr_assert_eq(engine_checkpoint(r), 0);
+	cr_assert_str_eq(s.log, "put c ours {}\nremote:put c theirs {}\n");
 	engine_close(r);
 	engine_close(w);
 	backend_close(be);

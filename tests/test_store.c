@@ -1516,3 +1516,108 @@ Test(store, txn_reopen_persists_everything)
 	cr_assert_eq(s.inos[0], 1234);
 	cr_assert_eq(store_fsck(st, NULL, NULL), 0);
 }
+
+/* --- other writers: store_refresh --------------------------------------- */
+
+struct changes {
+	char v[16][64];
+	int kind[16];
+	size_t n;
+};
+
+static void changes_fn(void *arg, enum store_change_kind kind, const char *key)
+{
+	struct changes *s = arg;
+
+	cr_assert_lt(s->n, 16);
+	snprintf(s->v[s->n], sizeof(s->v[0]), "%s", key);
+	s->kind[s->n++] = (int)kind;
+}
+
+Test(store, refresh_reports_what_another_writer_changed_and_not_our_own,
+     .init = setup, .fini = teardown)
+{
+	struct store *other;
+	struct store_txn *t;
+	struct store_dir d = { .mode = 0750 };
+	struct changes s = { 0 };
+	char ids[4][64];
+	int n;
+
+	cr_assert_eq(store_open(be, NULL, &other), 0, "%s", store_last_error());
+	store_track_changes(st, 1);
+	/* our own writes are not changes "under" us */
+	cr_assert_eq(put_doc("mine.txt", "our own marmalade", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_refresh(st, changes_fn, &s), 0);
+	cr_assert_eq(s.n, 0);
+
+	{
+		struct store_doc doc = { .id = "a/theirs.txt",
+					 .data = "their quince jelly",
+					 .len = 18 };
+		int r;
+
+		cr_assert_eq(store_docs_put(other, &doc, 1, &r), 0);
+	}
+	cr_assert_eq(store_txn_begin(other, &t), 0);
+	cr_assert_eq(store_txn_dir_put(t, "empty/dir", &d), 0);
+	cr_assert_eq(store_txn_commit(t), 0, "%s", store_last_error());
+	/* not seen until we catch up */
+	cr_assert_eq(query_ids("quince", 4, ids), 0);
+	n = store_refresh(st, changes_fn, &s);
+	cr_assert_gt(n, 0, "%d %s", n, store_last_error());
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.kind[0], STORE_CHANGE_DOC);
+	cr_assert_str_eq(s.v[0], "a/theirs.txt");
+	cr_assert_eq(s.kind[1], STORE_CHANGE_DIR);
+	cr_assert_str_eq(s.v[1], "empty/dir");
+	cr_assert_eq(query_ids("quince", 4, ids), 1);
+	cr_assert_str_eq(ids[0], "a/theirs.txt");
+	{
+		struct store_dir got;
+
+		cr_assert_eq(store_dir_stat(st, "empty/dir", &got), 0);
+		cr_assert_eq(got.mode, 0750);
+		cr_assert_eq(store_dir_stat(st, "no/dir", &got), -ENOENT);
+	}
+
+	/* a delete is a change too; nothing is reported twice */
+	s.n = 0;
+	cr_assert_eq(store_doc_del(other, "a/theirs.txt"), 0);
+	cr_assert_gt(store_refresh(st, changes_fn, &s), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.v[0], "a/theirs.txt");
+	cr_assert_eq(query_ids("quince", 4, ids), 0);
+	s.n = 0;
+	cr_assert_eq(store_refresh(st, changes_fn, &s), 0);
+	cr_assert_eq(s.n, 0);
+
+	/* without tracking, changes are applied but not kept */
+	store_track_changes(st, 0);
+	cr_assert_gt(store_refresh(other, NULL, NULL), 0); /* sees mine.txt */
+	cr_assert_eq(store_doc_del(other, "mine.txt"), 0);
+	cr_assert_gt(store_refresh(st, changes_fn, &s), 0);
+	cr_assert_eq(s.n, 0);
+	store_close(other);
+}
+
+Test(store, changes_a_commit_catches_up_on_are_reported_by_the_next_refresh,
+     .init = setup, .fini = teardown)
+{
+	struct store *other;
+	struct changes s = { 0 };
+	struct store_doc doc = { .id = "late.txt", .data = "x", .len = 1 };
+	int r;
+
+	cr_assert_eq(store_open(be, NULL, &other), 0, "%s", store_last_error());
+	store_track_changes(st, 1);
+	cr_assert_eq(store_docs_put(other, &doc, 1, &r), 0);
+	/* a checkpoint catches up first: the change arrives here */
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0, "%s",
+		     engine_last_error());
+	cr_assert_gt(store_refresh(st, changes_fn, &s), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.v[0], "late.txt");
+	store_close(other);
+}
