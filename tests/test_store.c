@@ -1534,8 +1534,7 @@ static void changes_fn(void *arg, enum store_change_kind kind, const char *key)
 	s->kind[s->n++] = (int)kind;
 }
 
-Test(store, refresh_reports_what_another_writer_changed_and_not_our_own,
-     .init = setup, .fini = teardown)
+Test(store, refresh_reports_what_another_writer_changed_and_not_our_own)
 {
 	struct store *other;
 	struct store_txn *t;
@@ -1602,8 +1601,7 @@ Test(store, refresh_reports_what_another_writer_changed_and_not_our_own,
 	store_close(other);
 }
 
-Test(store, changes_a_commit_catches_up_on_are_reported_by_the_next_refresh,
-     .init = setup, .fini = teardown)
+Test(store, changes_a_commit_catches_up_on_are_reported_by_the_next_refresh)
 {
 	struct store *other;
 	struct changes s = { 0 };
