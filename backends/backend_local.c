@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/backend_int.h"
 
 /*
  * On-disk layout.  A key is split at '/' into components: every component
@@ -338,29 +339,6 @@ static int local_open_obj(struct local_backend *l, const char *key, int *fdp,
 	return 0;
 }
 
-/* Reads exactly `len` bytes at `off`; fewer means the file shrank: -EIO. */
-static int local_pread_all(int fd, void *buf, size_t len, uint64_t off,
-			   size_t *got)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done,
-				  (off_t)(off + done));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*got = done;
-	return 0;
-}
-
 static int local_get(struct backend *be, const char *key, void **data,
 		     size_t *len)
 {
@@ -383,7 +361,7 @@ static int local_get(struct backend *be, const char *key, void **data,
 		rc = -ENOMEM;
 		goto out_close;
 	}
-	rc = local_pread_all(fd, buf, size, 0, &got);
+	rc = backend_pread_all(fd, buf, size, 0, &got);
 	if (!rc && got != size)
 		rc = -EIO; /* objects are never changed in place */
 	if (rc) {
@@ -411,7 +389,7 @@ static int local_get_range(struct backend *be, const char *key, uint64_t off,
 	if (off >= (uint64_t)st.st_size)
 		*got = 0;
 	else
-		rc = local_pread_all(fd, buf, len, off, got);
+		rc = backend_pread_all(fd, buf, len, off, got);
 	close(fd);
 	return rc;
 }
@@ -494,28 +472,6 @@ static void local_unmap(struct backend *be, void *cookie)
 	free(m);
 }
 
-static int local_write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		/* Linux writes at most about 2 GiB per call. */
-		size_t chunk = len < (1u << 30) ? len : (1u << 30);
-		ssize_t n = write(fd, p, chunk);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Writes `data` to a new temporary file in .tmp and syncs it; its name is
  * left in `name`.  The mtime is set from the fine-grained clock so that
@@ -540,7 +496,7 @@ static int local_tmp_write(struct local_backend *l, const void *data,
 	}
 	if (fd < 0)
 		return -EEXIST;
-	rc = local_write_all(fd, data, len);
+	rc = backend_write_all(fd, data, len);
 	if (rc)
 		goto out_unlink;
 	clock_gettime(CLOCK_REALTIME, &ts[0]);
@@ -946,55 +902,6 @@ static void local_close(struct backend *be)
 	free(l);
 }
 
-/*
- * mkdir -p: creates `dir` and missing parents, syncing the parent of each
- * directory it creates.  Returns 0 or -errno.
- */
-static int local_mkdirs(const char *dir, bool sync)
-{
-	char *path = strdup(dir), *c;
-	int rc = 0;
-
-	if (!path)
-		return -ENOMEM;
-	for (c = path + 1;; c++) {
-		bool last = *c == '\0';
-
-		if (*c != '/' && !last)
-			continue;
-		*c = '\0';
-		if (mkdir(path, 0777) == 0) {
-			char *up = strrchr(path, '/');
-			int fd;
-
-			if (sync) {
-				if (up)
-					*up = '\0';
-				fd = open(!up	       ? "."
-					  : up == path ? "/"
-						       : path,
-					  O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-				if (up)
-					*up = '/';
-				if (fd < 0 || fsync(fd) < 0)
-					rc = -errno;
-				if (fd >= 0)
-					close(fd);
-				if (rc)
-					break;
-			}
-		} else if (errno != EEXIST) {
-			rc = -errno;
-			break;
-		}
-		if (last)
-			break;
-		*c = '/';
-	}
-	free(path);
-	return rc;
-}
-
 /* Removes leftover temporary files; only called when no put is in flight. */
 static void local_clean_tmp(struct local_backend *l)
 {
@@ -1074,7 +981,7 @@ int backend_local_open_flags(const char *dir, unsigned flags,
 	l->rootfd = l->tmpfd = l->openlockfd = l->commitlockfd = -1;
 	pthread_mutex_init(&l->lock, NULL);
 	atomic_init(&l->tmpseq, 0);
-	rc = local_mkdirs(dir, local_sync(l));
+	rc = backend_mkdirs(dir, local_sync(l));
 	if (rc)
 		goto out_close;
 	l->rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -1,8 +1,10 @@
 /* test_backend_contract.c - the semantics every backend must meet. */
 /*
  * Compiled once per backend: -DCONTRACT_MEMORY, -DCONTRACT_LOCAL (a fresh
- * mkdtemp directory per test) or -DCONTRACT_FAULT (the fault wrapper over
- * the memory backend, nothing armed).  The fixture lives in file statics
+ * mkdtemp directory per test), -DCONTRACT_FAULT (the fault wrapper over
+ * the memory backend, nothing armed) or -DCONTRACT_CACHE (the cache over
+ * the fault wrapper over the memory backend, a fresh cache directory per
+ * test).  The fixture lives in file statics
  * because Criterion's init and fini take no argument; each test runs in
  * its own process.
  */
@@ -26,19 +28,26 @@
 #include <criterion/criterion.h>
 
 #include "backends/backend.h"
+#include "backends/backend_cache.h"
 
 #if !defined(CONTRACT_MEMORY) && !defined(CONTRACT_LOCAL) && \
-	!defined(CONTRACT_FAULT)
-#error "define CONTRACT_MEMORY, CONTRACT_LOCAL or CONTRACT_FAULT"
+	!defined(CONTRACT_FAULT) && !defined(CONTRACT_CACHE)
+#error "define CONTRACT_MEMORY, CONTRACT_LOCAL, CONTRACT_FAULT or CONTRACT_CACHE"
+#endif
+
+#if defined(CONTRACT_LOCAL) || defined(CONTRACT_CACHE)
+#define CONTRACT_DIR 1 /* a fresh directory per test */
 #endif
 
 #define CONTRACT_THREADS 8
 
 static struct backend *be;
 
-#ifdef CONTRACT_LOCAL
+#ifdef CONTRACT_DIR
 /* Short enough that any path built under them fits in PATH_MAX. */
 static char contract_dir[PATH_MAX / 4];
+#endif
+#ifdef CONTRACT_LOCAL
 static char contract_mnt[PATH_MAX / 2]; /* a tmpfs mounted by a test, or "" */
 static bool contract_dropped_root;	/* a test ran as nobody */
 #endif
@@ -51,19 +60,26 @@ static int contract_open(unsigned local_flags, struct backend **out)
 #elif defined(CONTRACT_LOCAL)
 	return backend_local_open_flags(contract_dir, local_flags, out);
 #else
-	struct backend *inner;
+	struct backend *inner, *fault;
 	int rc = backend_memory_open(&inner);
 
 	if (rc)
 		return rc;
-	rc = backend_fault_open(inner, out);
-	if (rc)
+	rc = backend_fault_open(inner, &fault);
+	if (rc) {
 		backend_close(inner);
-	return rc;
+		return rc;
+	}
+#ifdef CONTRACT_CACHE
+	return backend_cache_open(fault, contract_dir, 0, out);
+#else
+	*out = fault;
+	return 0;
+#endif
 #endif
 }
 
-#ifdef CONTRACT_LOCAL
+#ifdef CONTRACT_DIR
 static int contract_rm_one(const char *path, const struct stat *st, int flag,
 			   struct FTW *ftw)
 {
@@ -79,13 +95,15 @@ static void contract_rmrf(const char *path)
 
 static void contract_setup(void)
 {
-#ifdef CONTRACT_LOCAL
+#ifdef CONTRACT_DIR
 	const char *tmp = getenv("TMPDIR");
 
 	snprintf(contract_dir, sizeof(contract_dir),
 		 "%s/lodefs-contract-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	cr_assert_not_null(mkdtemp(contract_dir), "mkdtemp: %s",
 			   strerror(errno));
+#endif
+#ifdef CONTRACT_LOCAL
 	contract_mnt[0] = '\0';
 	contract_dropped_root = false;
 #endif
@@ -102,6 +120,8 @@ static void contract_teardown(void)
 	chmod(contract_dir, 0700);
 	if (contract_mnt[0])
 		umount2(contract_mnt, MNT_DETACH);
+#endif
+#ifdef CONTRACT_DIR
 	contract_rmrf(contract_dir);
 #endif
 }
