@@ -148,13 +148,8 @@ static char *fs_join(const char *dir, const char *name)
 	return p;
 }
 
-static struct fs_dent *fs_dent_add(struct fs *fs, const char *path,
-				   uint64_t ino, unsigned mode,
-				   struct timespec mtime,
-				   struct timespec ctime);
-
 /* The directory `path`, made (implicit: no record) if missing. */
-static struct fs_dent *fs_dent_dir(struct fs *fs, const char *path)
+struct fs_dent *fs_dent_dir(struct fs *fs, const char *path)
 {
 	struct fs_dent *d = fs_dent_find(fs, path);
 	struct timespec t = fs->mounted;
@@ -165,9 +160,9 @@ static struct fs_dent *fs_dent_dir(struct fs *fs, const char *path)
 			   S_IFDIR | 0755, t, t);
 }
 
-static struct fs_dent *fs_dent_add(struct fs *fs, const char *path,
-				   uint64_t ino, unsigned mode,
-				   struct timespec mtime, struct timespec ctime)
+struct fs_dent *fs_dent_add(struct fs *fs, const char *path, uint64_t ino,
+			    unsigned mode, struct timespec mtime,
+			    struct timespec ctime)
 {
 	struct fs_dent *d, *dir = NULL;
 
@@ -204,7 +199,7 @@ static struct fs_dent *fs_dent_add(struct fs *fs, const char *path,
 	return d;
 }
 
-static void fs_dent_remove(struct fs *fs, struct fs_dent *d)
+void fs_dent_remove(struct fs *fs, struct fs_dent *d)
 {
 	if (d->parent)
 		fs_dent_kid_del(d->parent, d);
@@ -215,9 +210,8 @@ static void fs_dent_remove(struct fs *fs, struct fs_dent *d)
 	free(d);
 }
 
-/* Moves d (and everything below it) to newpath under ndir. */
-static int fs_dent_move(struct fs *fs, struct fs_dent *d, struct fs_dent *ndir,
-			const char *newpath)
+int fs_dent_move(struct fs *fs, struct fs_dent *d, struct fs_dent *ndir,
+		 const char *newpath)
 {
 	size_t ol = strlen(d->path), i;
 	char *np = strdup(newpath);
@@ -251,6 +245,13 @@ static int fs_dent_move(struct fs *fs, struct fs_dent *d, struct fs_dent *ndir,
 	return 0;
 }
 
+void fs_dent_renumber(struct fs *fs, struct fs_dent *d, uint64_t ino)
+{
+	fs_dtab_unlink(fs, d);
+	d->ino = ino;
+	fs_dtab_link(fs, d);
+}
+
 static int fs_docs_load_dir(void *arg, const char *path,
 			    const struct store_dir *sd)
 {
@@ -259,9 +260,7 @@ static int fs_docs_load_dir(void *arg, const char *path,
 	struct fs_dent *d = fs_dent_find(fs, path);
 
 	if (d) { /* made implicitly by a deeper record first */
-		fs_dtab_unlink(fs, d);
-		d->ino = sd->ino;
-		fs_dtab_link(fs, d);
+		fs_dent_renumber(fs, d, sd->ino);
 	} else {
 		d = fs_dent_add(fs, path, sd->ino, S_IFDIR | (sd->mode & 07777),
 				m, c);

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "backends/backend_source.h"
 #include "core/store.h"
 
 /* Fixed inode numbers of the tree's top. */
@@ -29,6 +30,7 @@ enum {
 	FS_INO_CONFIG,
 	FS_INO_ERRORS,
 	FS_INO_RELMAP,
+	FS_INO_REFRESH,
 	FS_INO_FIXED_MAX = 255,
 };
 
@@ -61,14 +63,19 @@ enum fs_sync {
 };
 
 struct fs_opts {
-	const char *source;	/* as given, for .lodefs/config */
-	const char *store_path; /* local store directory */
+	const char *source; /* as given, for .lodefs/config */
+	const char
+		*store_path; /* local store directory, or the remote's where */
+	const char *backend_kind; /* "local", "s3", "r2" */
+	json_t *remote; /* remote stores: bucket, endpoint... for config */
 	enum fs_sync sync;
 	unsigned chunk_size, chunk_overlap;
 	double attr_timeout, entry_timeout;
 	int allow_other, default_permissions, read_only, foreground, debug;
 	unsigned max_threads;
 	unsigned checkpoint_segments;
+	/* Seconds between catching up with other writers; 0: never. */
+	double refresh;
 };
 
 /* The open content of a document (shared by every open handle of it). */
@@ -181,6 +188,7 @@ enum fs_op {
 struct fs {
 	struct fs_opts opts;
 	struct backend *be;
+	struct backend_source src;
 	struct store *st;
 	struct fuse_session *se;
 	uid_t uid;
@@ -219,6 +227,16 @@ struct fs {
 	atomic_uint_fast64_t queries, query_cache_hits, commits, commit_errors;
 	atomic_uint_fast64_t last_commit_ns;
 	struct fs_errlog errs;
+
+	/* Other writers (fs_refresh.c): one refresh at a time. */
+	pthread_mutex_t refresh_mu;
+	int refresh_failing; /* the last refresh failed (refresh_mu) */
+	pthread_mutex_t refresher_mu;
+	pthread_cond_t refresher_cv;
+	pthread_t refresher;
+	int refresher_running, refresher_stop;
+	atomic_uint_fast64_t refreshes, refresh_changes, refresh_errors;
+	atomic_uint_fast64_t last_refresh_ns;
 };
 
 /* The fs of a request (set as the session's userdata). */
@@ -286,6 +304,22 @@ void fs_docs_free(struct fs *fs);
 struct fs_dent *fs_dent_find(struct fs *fs, const char *path);
 struct fs_dent *fs_dent_by_ino(struct fs *fs, uint64_t ino);
 void fs_dent_stat(struct fs *fs, const struct fs_dent *d, struct stat *st);
+/*
+ * Changing the tree (caller holds fs->mu; docs_mu for anything the store
+ * must agree with).  fs_dent_add makes missing parents as implicit
+ * directories and returns NULL on out of memory (or a parent that is a
+ * file); fs_dent_dir finds or makes a directory; fs_dent_move moves d and
+ * everything below it to newpath under ndir; fs_dent_remove frees d (it
+ * must have no children); fs_dent_renumber gives d another number.
+ */
+struct fs_dent *fs_dent_add(struct fs *fs, const char *path, uint64_t ino,
+			    unsigned mode, struct timespec mtime,
+			    struct timespec ctime);
+struct fs_dent *fs_dent_dir(struct fs *fs, const char *path);
+int fs_dent_move(struct fs *fs, struct fs_dent *d, struct fs_dent *ndir,
+		 const char *newpath);
+void fs_dent_remove(struct fs *fs, struct fs_dent *d);
+void fs_dent_renumber(struct fs *fs, struct fs_dent *d, uint64_t ino);
 
 /* Operations on docs/; each returns 0 or a negative errno. */
 int fs_docs_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
@@ -391,6 +425,18 @@ int fs_view_mkdir(struct fs *fs, struct fs_ino *dir, const char *name,
 		  struct fuse_entry_param *e);
 int fs_view_rmdir(struct fs *fs, struct fs_ino *dir, const char *name);
 void fs_view_release(struct fs *fs, struct fs_handle *h);
+
+/* --- fs_refresh.c: other mounts of the store ----------------------------- */
+
+/*
+ * Catches up with other writers now and brings docs/ and the kernel's
+ * caches in line; 0 or a negative errno (one .lodefs/errors line per
+ * outage).
+ */
+int fs_refresh_now(struct fs *fs);
+/* The thread that does it every opts.refresh seconds (none if 0). */
+int fs_refresher_start(struct fs *fs);
+void fs_refresher_stop(struct fs *fs);
 
 /* --- fs_meta.c: .lodefs/ ---------------------------------------------- */
 

@@ -96,6 +96,51 @@ static int fs_meta_ns(void *arg, const char *ns, size_t count, uint32_t dim)
 	return 0;
 }
 
+static json_t *fs_meta_refresh(struct fs *fs)
+{
+	return json_pack(
+		"{s:f,s:I,s:I,s:I,s:I}", "interval_s", fs->opts.refresh,
+		"refreshes", (json_int_t)atomic_load(&fs->refreshes), "changes",
+		(json_int_t)atomic_load(&fs->refresh_changes), "errors",
+		(json_int_t)atomic_load(&fs->refresh_errors), "last_unix_ms",
+		(json_int_t)(atomic_load(&fs->last_refresh_ns) / 1000000));
+}
+
+static json_t *fs_meta_backend(struct fs *fs, const struct store_stats *st)
+{
+	json_t *b = json_pack("{s:s,s:s,s:s}", "kind", fs->opts.backend_kind,
+			      "where", fs->be->where ? fs->be->where : "",
+			      "writer", st->engine.writer);
+	struct backend_source_stats bs;
+
+	if (!backend_source_get_stats(&fs->src, &bs)) {
+		json_object_set_new(
+			b, "requests",
+			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+				  "total", (json_int_t)bs.s3.requests,
+				  "retries", (json_int_t)bs.s3.retries, "get",
+				  (json_int_t)bs.s3.get, "put",
+				  (json_int_t)bs.s3.put, "head",
+				  (json_int_t)bs.s3.head, "delete",
+				  (json_int_t)bs.s3.del, "list",
+				  (json_int_t)bs.s3.list, "bytes_up",
+				  (json_int_t)bs.s3.bytes_up, "bytes_down",
+				  (json_int_t)bs.s3.bytes_down));
+		if (bs.has_cache)
+			json_object_set_new(
+				b, "cache",
+				json_pack("{s:I,s:I,s:I,s:I,s:I}", "hits",
+					  (json_int_t)bs.cache.hits, "misses",
+					  (json_int_t)bs.cache.misses,
+					  "evictions",
+					  (json_int_t)bs.cache.evictions,
+					  "corrupt",
+					  (json_int_t)bs.cache.corrupt, "bytes",
+					  (json_int_t)bs.cache.bytes));
+	}
+	return b;
+}
+
 static json_t *fs_meta_stats(struct fs *fs)
 {
 	struct store_stats st;
@@ -124,10 +169,8 @@ static json_t *fs_meta_stats(struct fs *fs)
 			  (json_int_t)st.engine.checkpoint_bytes, "memory",
 			  (json_int_t)st.engine.mem_bytes, "mapped",
 			  (json_int_t)st.engine.values_mapped));
-	json_object_set_new(o, "backend",
-			    json_pack("{s:s,s:s,s:s}", "kind", "local", "path",
-				      fs->opts.store_path, "writer",
-				      st.engine.writer));
+	json_object_set_new(o, "backend", fs_meta_backend(fs, &st));
+	json_object_set_new(o, "refresh", fs_meta_refresh(fs));
 	json_object_set_new(
 		o, "writes",
 		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "commits",
@@ -158,16 +201,22 @@ static json_t *fs_meta_config(struct fs *fs)
 {
 	const struct fs_opts *o = &fs->opts;
 
-	return json_pack(
-		"{s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:f,s:b,s:b,s:b,s:i,s:i}",
-		"source", o->source, "backend", "local", "store", o->store_path,
-		"sync", o->sync == FS_SYNC_FSYNC ? "fsync" : "close",
-		"chunk_size", (int)o->chunk_size, "chunk_overlap",
-		(int)o->chunk_overlap, "attr_timeout", o->attr_timeout,
-		"entry_timeout", o->entry_timeout, "allow_other",
-		o->allow_other, "default_permissions", o->default_permissions,
-		"ro", o->read_only, "max_threads", (int)o->max_threads,
-		"checkpoint_segments", (int)o->checkpoint_segments);
+	json_t *j = json_pack(
+		"{s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:f,s:b,s:b,s:b,s:i,s:i,s:f}",
+		"source", o->source, "backend", o->backend_kind, "store",
+		fs->be->where ? fs->be->where : "", "sync",
+		o->sync == FS_SYNC_FSYNC ? "fsync" : "close", "chunk_size",
+		(int)o->chunk_size, "chunk_overlap", (int)o->chunk_overlap,
+		"attr_timeout", o->attr_timeout, "entry_timeout",
+		o->entry_timeout, "allow_other", o->allow_other,
+		"default_permissions", o->default_permissions, "ro",
+		o->read_only, "max_threads", (int)o->max_threads,
+		"checkpoint_segments", (int)o->checkpoint_segments, "refresh",
+		o->refresh);
+
+	if (j && o->remote)
+		json_object_update(j, o->remote);
+	return j;
 }
 
 int fs_meta_content(struct fs *fs, uint64_t ino, char **out, size_t *len)
@@ -177,7 +226,9 @@ int fs_meta_content(struct fs *fs, uint64_t ino, char **out, size_t *len)
 
 	if (ino == FS_INO_ERRORS)
 		return fs_meta_errors(fs, out, len);
-	j = ino == FS_INO_STATS ? fs_meta_stats(fs) : fs_meta_config(fs);
+	j = ino == FS_INO_STATS	    ? fs_meta_stats(fs)
+	    : ino == FS_INO_REFRESH ? fs_meta_refresh(fs)
+				    : fs_meta_config(fs);
 	if (!j)
 		return -ENOMEM;
 	s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -622,8 +622,16 @@ static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs sv;
 
 	fs_count(fs, FS_OP_OTHER);
-	if (statvfs(fs->opts.store_path, &sv))
-		memset(&sv, 0, sizeof(sv));
+	memset(&sv, 0, sizeof(sv));
+	if (fs->src.local_dir) {
+		if (statvfs(fs->src.local_dir, &sv))
+			memset(&sv, 0, sizeof(sv));
+	} else {
+		/* a bucket has no size: say "plenty", as s3fs does */
+		sv.f_bsize = sv.f_frsize = 4096;
+		sv.f_blocks = sv.f_bfree = sv.f_bavail = 1ull << 38;
+		sv.f_files = sv.f_ffree = sv.f_favail = 1ull << 32;
+	}
 	sv.f_namemax = 255;
 	fuse_reply_statfs(req, &sv);
 }

@@ -25,6 +25,7 @@ const struct fs_top fs_tops[] = {
 	{ "stats", FS_INO_STATS, FS_K_META, FS_INO_META },
 	{ "config", FS_INO_CONFIG, FS_K_META, FS_INO_META },
 	{ "errors", FS_INO_ERRORS, FS_K_META, FS_INO_META },
+	{ "refresh", FS_INO_REFRESH, FS_K_META, FS_INO_META },
 	{ FS_RELMAP, FS_INO_RELMAP, FS_K_RELMAP, FS_INO_GRAPH },
 };
 const size_t fs_n_tops = sizeof(fs_tops) / sizeof(*fs_tops);
@@ -677,8 +678,9 @@ void fs_view_stat(struct fs *fs, struct fs_ino *ip, size_t size,
 		return;
 	}
 	st->st_mode =
-		S_IFREG | (ip->kind == FS_K_QTEXT || ip->kind == FS_K_META ||
-					   ip->kind == FS_K_RELMAPQ
+		S_IFREG | ((ip->kind == FS_K_QTEXT || ip->kind == FS_K_META ||
+			    ip->kind == FS_K_RELMAPQ) &&
+					   ip->ino != FS_INO_REFRESH
 				   ? 0444
 				   : 0644);
 	st->st_nlink = 1;

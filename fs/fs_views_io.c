@@ -230,7 +230,8 @@ int fs_view_open(struct fs *fs, struct fs_ino *ip, int flags,
 
 	if (fs_kind_is_dir(ip->kind))
 		return -EISDIR;
-	if (wr && (ip->kind == FS_K_QTEXT || ip->kind == FS_K_META ||
+	if (wr && (ip->kind == FS_K_QTEXT ||
+		   (ip->kind == FS_K_META && ip->ino != FS_INO_REFRESH) ||
 		   ip->kind == FS_K_RELMAPQ))
 		return -EACCES;
 	h = calloc(1, sizeof(*h));
@@ -444,7 +445,14 @@ int fs_view_apply(struct fs *fs, struct fs_handle *h)
 	char *fixed = NULL, *path = NULL;
 	int rc = 0;
 
-	if (!h->wr || !h->dirty)
+	if (!h->wr)
+		return 0;
+	/* Any write to .lodefs/refresh (even `touch`, an empty one) */
+	if (ip->ino == FS_INO_REFRESH) {
+		h->wr = 0; /* once per handle */
+		return fs_refresh_now(fs) ? -EIO : 0;
+	}
+	if (!h->dirty)
 		return 0;
 	/* Tried once: a refusal is reported by this close, not again. */
 	h->dirty = 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/backend_source.h"
 #include "fs/fs_int.h"
 
 #define LODEFS_LOCK ".lodefs.lock"
@@ -20,8 +21,13 @@ struct lodefs_cli {
 	int n_pos;
 	char *sync;
 	unsigned chunk_size, chunk_overlap, checkpoint_segments;
-	double attr_timeout, entry_timeout;
+	double attr_timeout, entry_timeout, refresh;
 	int ro, allow_other, default_permissions, help, version;
+	/* remote stores */
+	char *endpoint, *region, *passwd_file, *profile, *cache_dir,
+		*cache_size;
+	int path_style;
+	unsigned timeout;
 };
 
 enum {
@@ -29,7 +35,8 @@ enum {
 	KEY_ALLOW_OTHER,
 	KEY_DEFAULT_PERMISSIONS,
 	KEY_HELP,
-	KEY_VERSION
+	KEY_VERSION,
+	KEY_PATH_STYLE,
 };
 
 #define LODEFS_OPT(t, p)                             \
@@ -43,6 +50,16 @@ static const struct fuse_opt lodefs_opts[] = {
 	LODEFS_OPT("checkpoint_segments=%u", checkpoint_segments),
 	LODEFS_OPT("attr_timeout=%lf", attr_timeout),
 	LODEFS_OPT("entry_timeout=%lf", entry_timeout),
+	LODEFS_OPT("refresh=%lf", refresh),
+	LODEFS_OPT("endpoint=%s", endpoint),
+	LODEFS_OPT("region=%s", region),
+	LODEFS_OPT("passwd_file=%s", passwd_file),
+	LODEFS_OPT("profile=%s", profile),
+	LODEFS_OPT("cache_dir=%s", cache_dir),
+	LODEFS_OPT("cache_size=%s", cache_size),
+	LODEFS_OPT("timeout=%u", timeout),
+	LODEFS_OPT("path_style=%d", path_style),
+	FUSE_OPT_KEY("path_style", KEY_PATH_STYLE),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
@@ -82,6 +99,9 @@ static int lodefs_opt_proc(void *data, const char *arg, int key,
 	case KEY_VERSION:
 		c->version = 1;
 		return 0;
+	case KEY_PATH_STYLE:
+		c->path_style = 1;
+		return 0;
 	default:
 		return 1;
 	}
@@ -97,7 +117,11 @@ static void lodefs_usage(void)
 	       "\n"
 	       "SOURCE   a local store directory (made if absent); omitted: "
 	       "the default,\n"
-	       "         ${XDG_DATA_HOME:-~/.local/share}/lodefs/default\n"
+	       "         ${XDG_DATA_HOME:-~/.local/share}/lodefs/default;\n"
+	       "         s3://BUCKET[/PREFIX] or "
+	       "r2://ACCOUNT_ID/BUCKET[/PREFIX]"
+	       " (credentials\n"
+	       "         from AWS_* variables, ~/.aws, or passwd_file=)\n"
 	       "\n"
 	       "lodefs options (-o):\n"
 	       "  sync=close|fsync       close: a file is durable when "
@@ -113,6 +137,17 @@ static void lodefs_usage(void)
 	       "(default 1)\n"
 	       "  checkpoint_segments=N  checkpoint after N commits "
 	       "(default 1000)\n"
+	       "  refresh=S              catch up with other mounts every S "
+	       "seconds\n"
+	       "                         (default 5 for s3:// and r2://, 0 "
+	       "= never for local)\n"
+	       "S3 and R2:\n"
+	       "  endpoint=URL, region=R, path_style[=0|1], profile=NAME, "
+	       "passwd_file=FILE\n"
+	       "  timeout=S              how long a request may retry "
+	       "(default 30)\n"
+	       "  cache_dir=DIR|none     local cache of the store's objects\n"
+	       "  cache_size=N[KMG]      its bound (default 1G)\n"
 	       "  ro, allow_other, default_permissions, and every FUSE "
 	       "mount option\n"
 	       "\n"
@@ -122,60 +157,62 @@ static void lodefs_usage(void)
 	       STORE_CHUNK_SIZE_DEFAULT, STORE_CHUNK_OVERLAP_DEFAULT);
 }
 
-/* mkdir -p */
-static int lodefs_mkdirs(const char *path)
+/* SOURCE, or the default store's directory (malloc'd). */
+static char *lodefs_source(const char *source)
 {
-	char buf[PATH_MAX], *p;
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	char *p;
 
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
+	if (source)
+		return strdup(source);
+	if (xdg && *xdg) {
+		if (asprintf(&p, "%s/lodefs/default", xdg) < 0)
+			return NULL;
+	} else if (asprintf(&p, "%s/.local/share/lodefs/default",
+			    home ? home : "/root") < 0) {
+		return NULL;
 	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
+	return p;
 }
 
-/* The store directory of SOURCE (or the default), absolute, malloc'd. */
-static char *lodefs_store_path(const char *source)
+/* "64M" -> bytes; 0 and -1 for nonsense. */
+static int lodefs_size(const char *s, uint64_t *out)
 {
-	char buf[PATH_MAX], *abs;
-	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-	int rc;
+	char *end;
+	unsigned long long v;
 
-	if (!source) {
-		if (xdg && *xdg)
-			snprintf(buf, sizeof(buf), "%s/lodefs/default", xdg);
-		else
-			snprintf(buf, sizeof(buf),
-				 "%s/.local/share/lodefs/default",
-				 home ? home : "/root");
-		source = buf;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		v <<= 40;
+		end++;
+		break;
+	default:
+		break;
 	}
-	if (strstr(source, "://")) {
-		fprintf(stderr,
-			"lodefs: %s: only local stores are supported by this "
-			"version (s3:// and r2:// are coming)\n",
-			source);
-		return NULL;
-	}
-	rc = lodefs_mkdirs(source);
-	if (rc) {
-		fprintf(stderr,
-			"lodefs: cannot make the store directory %s: %s\n",
-			source, strerror(-rc));
-		return NULL;
-	}
-	abs = realpath(source, NULL);
-	if (!abs)
-		fprintf(stderr, "lodefs: %s: %s\n", source, strerror(errno));
-	return abs;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 static int lodefs_lock(const char *store)
@@ -202,17 +239,57 @@ static int lodefs_lock(const char *store)
 	return fd;
 }
 
+static int lodefs_open_backend(struct fs *fs, const struct lodefs_cli *c,
+			       const char *source)
+{
+	struct backend_source_opts bo = { .create = 1 };
+	char err[512];
+	int rc;
+
+	bo.s3.endpoint = c->endpoint;
+	bo.s3.region = c->region;
+	bo.s3.path_style = c->path_style;
+	bo.s3.passwd_file = c->passwd_file;
+	bo.s3.profile = c->profile;
+	bo.s3.timeout_s = c->timeout;
+	bo.cache_dir = c->cache_dir;
+	if (c->cache_size && lodefs_size(c->cache_size, &bo.cache_size)) {
+		fprintf(stderr,
+			"lodefs: cache_size=%s: expected a size such as 512M "
+			"or 2G\n",
+			c->cache_size);
+		return -EINVAL;
+	}
+	rc = backend_open_source(source, &bo, &fs->be, &fs->src, err,
+				 sizeof(err));
+	if (rc) {
+		fprintf(stderr, "lodefs: %s\n", err);
+		return rc;
+	}
+	fs->opts.backend_kind = fs->src.kind;
+	fs->opts.store_path =
+		fs->src.local_dir ? fs->src.local_dir : fs->be->where;
+	if (fs->src.s3_be) {
+		const struct s3_config *s3 = &fs->src.s3;
+
+		fs->opts.remote = json_pack(
+			"{s:s,s:s,s:s,s:s,s:b,s:I,s:s?,s:I}", "bucket",
+			s3->bucket, "prefix", s3->prefix ? s3->prefix : "",
+			"endpoint", s3->endpoint ? s3->endpoint : "", "region",
+			s3->region ? s3->region : "", "path_style",
+			s3->path_style, "timeout_ms",
+			(json_int_t)s3->timeout_ms, "cache_dir",
+			fs->src.cache_dir, "cache_size",
+			(json_int_t)fs->src.cache_size);
+	}
+	return 0;
+}
+
 static int lodefs_open_store(struct fs *fs, const struct lodefs_cli *c)
 {
 	struct store_opts so;
 	int rc;
 
-	rc = backend_local_open(fs->opts.store_path, &fs->be);
-	if (rc) {
-		fprintf(stderr, "lodefs: cannot open the store %s: %s\n",
-			fs->opts.store_path, strerror(-rc));
-		return rc;
-	}
 	store_opts_init(&so);
 	so.chunk_size = fs->opts.chunk_size;
 	so.chunk_overlap = fs->opts.chunk_overlap;
@@ -261,6 +338,17 @@ static int lodefs_check_opts(struct fs *fs, struct lodefs_cli *c)
 			o->chunk_overlap, o->chunk_size);
 		return -EINVAL;
 	}
+	if (c->path_style < -1 || c->path_style > 1) {
+		fprintf(stderr, "lodefs: path_style=%d: expected 0 or 1\n",
+			c->path_style);
+		return -EINVAL;
+	}
+	if (c->refresh < 0 && c->refresh != -1) {
+		fprintf(stderr, "lodefs: refresh=%g: expected seconds >= 0\n",
+			c->refresh);
+		return -EINVAL;
+	}
+	o->refresh = c->refresh; /* -1 until the kind of store is known */
 	o->attr_timeout = c->attr_timeout >= 0 ? c->attr_timeout : 1.0;
 	o->entry_timeout = c->entry_timeout >= 0 ? c->entry_timeout : 1.0;
 	o->checkpoint_segments =
@@ -279,6 +367,9 @@ static void lodefs_fs_init_locks(struct fs *fs)
 	pthread_cond_init(&fs->pend_cv, NULL);
 	pthread_cond_init(&fs->pend_done, NULL);
 	pthread_mutex_init(&fs->errs.mu, NULL);
+	pthread_mutex_init(&fs->refresh_mu, NULL);
+	pthread_mutex_init(&fs->refresher_mu, NULL);
+	pthread_cond_init(&fs->refresher_cv, NULL);
 }
 
 int main(int argc, char *argv[])
@@ -286,11 +377,13 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct lodefs_cli cli = { .chunk_overlap = UINT_MAX,
 				  .attr_timeout = -1,
-				  .entry_timeout = -1 };
+				  .entry_timeout = -1,
+				  .refresh = -1,
+				  .path_style = -1 };
 	struct fuse_cmdline_opts fo = { 0 };
 	struct fuse_loop_config lc = { 0 };
 	struct fs fs = { 0 };
-	char *fsname = NULL;
+	char *fsname = NULL, *source = NULL;
 	int lock_fd = -1, rc = 1, i, mounted = 0;
 
 	if (fuse_opt_parse(&args, &cli, lodefs_opts, lodefs_opt_proc))
@@ -320,15 +413,23 @@ int main(int argc, char *argv[])
 	fs.opts.foreground = fo.foreground;
 	fs.opts.debug = fo.debug;
 	fs.opts.source = cli.n_pos == 2 ? cli.pos[0] : "(default)";
-	fs.opts.store_path =
-		lodefs_store_path(cli.n_pos == 2 ? cli.pos[0] : NULL);
-	if (!fs.opts.store_path)
+	source = lodefs_source(cli.n_pos == 2 ? cli.pos[0] : NULL);
+	if (!source || lodefs_open_backend(&fs, &cli, source))
 		goto out;
-	lock_fd = lodefs_lock(fs.opts.store_path);
-	if (lock_fd < 0)
-		goto out;
+	/*
+	 * A local store has one writer at a time (a lock); mounts of an S3
+	 * or R2 prefix share it and catch up with each other.
+	 */
+	if (fs.src.local_dir) {
+		lock_fd = lodefs_lock(fs.src.local_dir);
+		if (lock_fd < 0)
+			goto out;
+	}
+	if (fs.opts.refresh < 0)
+		fs.opts.refresh = fs.src.local_dir ? 0 : 5;
 	if (lodefs_open_store(&fs, &cli))
 		goto out;
+	store_track_changes(fs.st, 1);
 	fs.uid = getuid();
 	fs.gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs.mounted);
@@ -354,7 +455,7 @@ int main(int argc, char *argv[])
 	mounted = 1;
 	if (fuse_daemonize(fo.foreground))
 		goto out_signals;
-	if (fs_docs_flusher_start(&fs)) {
+	if (fs_docs_flusher_start(&fs) || fs_refresher_start(&fs)) {
 		fprintf(stderr, "lodefs: cannot start the flusher thread\n");
 		goto out_signals;
 	}
@@ -370,6 +471,7 @@ int main(int argc, char *argv[])
 		rc = fuse_session_loop_mt(fs.se, &lc);
 	}
 	rc = rc < 0 ? 1 : 0;
+	fs_refresher_stop(&fs);
 	/* Unmounted or signalled: commit what is pending, then leave. */
 	if (fs_docs_flusher_stop(&fs)) {
 		fprintf(stderr,
@@ -403,14 +505,23 @@ out:
 		free(fs.qcache[i].key);
 		free(fs.qcache[i].res);
 	}
+	fs_refresher_stop(&fs);
 	store_close(fs.st);
 	backend_close(fs.be);
+	backend_source_release(&fs.src);
+	json_decref(fs.opts.remote);
 	if (lock_fd >= 0)
 		close(lock_fd);
-	free((char *)fs.opts.store_path);
+	free(source);
 	free(fo.mountpoint);
 	free(fsname);
 	free(cli.sync);
+	free(cli.endpoint);
+	free(cli.region);
+	free(cli.passwd_file);
+	free(cli.profile);
+	free(cli.cache_dir);
+	free(cli.cache_size);
 	for (i = 0; i < cli.n_pos; i++)
 		free(cli.pos[i]);
 	fuse_opt_free_args(&args);

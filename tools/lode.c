@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "backends/backend.h"
+#include "backends/backend_source.h"
 #include "core/store.h"
 #include "core/vec.h"
 
@@ -32,6 +33,7 @@ enum lode_exit {
 struct lode_ctx {
 	const char *path;
 	struct backend *be;
+	struct backend_source src;
 	struct store *store;
 	int lock_fd;
 };
@@ -61,9 +63,34 @@ static const char *lode_why(int rc)
 }
 
 /*
- * Opens STORE.  Writers take an exclusive lock so that two writing
- * processes never share a local store by accident; readers open it
- * read-only and take no lock.
+ * Opens the backend of STORE (a directory, s3://... or r2://...); a local
+ * one is made only when `create` is set.
+ */
+static int lode_open_backend(struct lode_ctx *c, const char *path, int create)
+{
+	struct backend_source_opts bo = { .s3.path_style = -1,
+					  .create = create };
+	char err[512];
+	int rc;
+
+	rc = backend_open_source(path, &bo, &c->be, &c->src, err, sizeof(err));
+	if (rc)
+		lode_err("%s", err);
+	return rc;
+}
+
+static void lode_close_backend(struct lode_ctx *c)
+{
+	backend_close(c->be);
+	backend_source_release(&c->src);
+	c->be = NULL;
+}
+
+/*
+ * Opens STORE.  Writers of a local store take an exclusive lock so that
+ * two writing processes never share it by accident (mounts of an S3 or R2
+ * prefix share it on purpose: each is a writer of its own); readers open
+ * it read-only and take no lock.
  */
 static int lode_open(struct lode_ctx *c, const char *path, int write,
 		     const struct store_opts *opts)
@@ -75,21 +102,12 @@ static int lode_open(struct lode_ctx *c, const char *path, int write,
 	memset(c, 0, sizeof(*c));
 	c->path = path;
 	c->lock_fd = -1;
-	if (!write) {
-		struct stat st;
-
-		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			lode_err("%s: no store here", path);
-			return -ENOENT;
-		}
-	}
-	rc = backend_local_open(path, &c->be);
-	if (rc) {
-		lode_err("%s: %s", path, strerror(-rc));
+	rc = lode_open_backend(c, path, write);
+	if (rc)
 		return rc;
-	}
-	if (write) {
-		snprintf(lock, sizeof(lock), "%s/.lodefs.lock", path);
+	if (write && c->src.local_dir) {
+		snprintf(lock, sizeof(lock), "%s/.lodefs.lock",
+			 c->src.local_dir);
 		c->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 		if (c->lock_fd < 0 || flock(c->lock_fd, LOCK_EX | LOCK_NB)) {
 			lode_err("%s: the store is in use by another writer "
@@ -121,14 +139,14 @@ out_lock:
 	if (c->lock_fd >= 0)
 		close(c->lock_fd);
 out_backend:
-	backend_close(c->be);
+	lode_close_backend(c);
 	return rc;
 }
 
 static void lode_close(struct lode_ctx *c)
 {
 	store_close(c->store);
-	backend_close(c->be);
+	lode_close_backend(c);
 	if (c->lock_fd >= 0)
 		close(c->lock_fd);
 }
@@ -966,7 +984,6 @@ static int lode_cmd_fsck(int argc, char **argv)
 {
 	struct lode_fsck f = { 0 };
 	struct lode_ctx c;
-	struct stat st;
 	int rc;
 
 	if (argc == 2 &&
@@ -978,18 +995,11 @@ static int lode_cmd_fsck(int argc, char **argv)
 		fputs(lode_fsck_help, stderr);
 		return LODE_USAGE;
 	}
-	if (stat(argv[1], &st) || !S_ISDIR(st.st_mode)) {
-		lode_err("%s: no store here", argv[1]);
-		return LODE_FAIL;
-	}
 	memset(&c, 0, sizeof(c));
-	rc = backend_local_open(argv[1], &c.be);
-	if (rc) {
-		lode_err("%s: %s", argv[1], strerror(-rc));
+	if (lode_open_backend(&c, argv[1], 0))
 		return LODE_FAIL;
-	}
 	rc = engine_fsck(c.be, lode_fsck_report, &f);
-	backend_close(c.be);
+	lode_close_backend(&c);
 	if (rc < 0) {
 		lode_err("%s: %s", argv[1], strerror(-rc));
 		return LODE_FAIL;
@@ -1016,7 +1026,11 @@ static int lode_cmd_fsck(int argc, char **argv)
 static const char lode_help[] =
 	"usage: lode COMMAND STORE [ARGS...]\n"
 	"\n"
-	"Works on a lodefs store directory that is not mounted.\n"
+	"STORE is a directory, s3://BUCKET[/PREFIX] or "
+	"r2://ACCOUNT_ID/BUCKET[/PREFIX]\n"
+	"(credentials and endpoint from AWS_* variables and ~/.aws).  A "
+	"local store\n"
+	"must not be mounted to be written; an S3 or R2 store may be.\n"
 	"\n"
 	"  add      store and index files\n"
 	"  query    search the store\n"
