@@ -31,6 +31,21 @@ int backend_del(struct backend *be, const char *key)
 	return be->del(be, key);
 }
 
+int backend_del_many(struct backend *be, const char *const *keys, size_t n)
+{
+	size_t i;
+	int rc = 0, r;
+
+	if (be->version >= 2 && be->del_many)
+		return be->del_many(be, keys, n);
+	for (i = 0; i < n; i++) {
+		r = be->del(be, keys[i]);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
 int backend_list(struct backend *be, const char *prefix, backend_list_fn *fn,
 		 void *arg)
 {

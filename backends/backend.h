@@ -19,7 +19,7 @@
  * using a member added in a later version.  Optional members may be NULL;
  * the backend_*() wrappers below turn a NULL member into -ENOTSUP.
  */
-#define BACKEND_VERSION	 1
+#define BACKEND_VERSION	 2
 #define BACKEND_KEY_MAX	 1024
 #define BACKEND_ETAG_MAX 80
 
@@ -102,6 +102,15 @@ typedef void backend_unmap_fn(struct backend *be, void *cookie);
 /* Releases the backend and everything it owns.  Accepts NULL. */
 typedef void backend_close_fn(struct backend *be);
 
+/*
+ * Optional (version 2): deletes `n` keys, in as few requests as the
+ * backend can (S3: DeleteObjects, 1000 keys per request).  Returns 0
+ * whether or not they existed, or the first error (some keys may be
+ * deleted then).  backend_del_many() loops over del() without it.
+ */
+typedef int backend_del_many_fn(struct backend *be, const char *const *keys,
+				size_t n);
+
 struct backend {
 	int version;	  /* BACKEND_VERSION the backend was built for */
 	const char *name; /* "memory", "local", "fault", "s3" */
@@ -119,6 +128,8 @@ struct backend {
 	 * owned by the backend.
 	 */
 	const char *where;
+	/* version 2 */
+	backend_del_many_fn *del_many; /* optional */
 };
 
 /* Thin wrappers that check for optional members; same contracts as above. */
@@ -129,6 +140,7 @@ int backend_head(struct backend *be, const char *key, struct backend_stat *st);
 int backend_put(struct backend *be, const char *key, const void *data,
 		size_t len, const struct backend_cond *cond);
 int backend_del(struct backend *be, const char *key);
+int backend_del_many(struct backend *be, const char *const *keys, size_t n);
 int backend_list(struct backend *be, const char *prefix, backend_list_fn *fn,
 		 void *arg);
 int backend_map(struct backend *be, const char *key, const void **data,
@@ -179,7 +191,7 @@ int backend_fault_open(struct backend *inner, struct backend **out);
 enum backend_fault_op {
 	BACKEND_FAULT_GET = 1 << 0, /* get, get_range, head, map */
 	BACKEND_FAULT_PUT = 1 << 1,
-	BACKEND_FAULT_DEL = 1 << 2,
+	BACKEND_FAULT_DEL = 1 << 2, /* del, and del_many (one call a batch) */
 	BACKEND_FAULT_LIST = 1 << 3,
 	BACKEND_FAULT_ALL = 0xf,
 };

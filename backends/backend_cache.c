@@ -659,6 +659,40 @@ static int cache_del(struct backend *be, const char *key)
 	return rc;
 }
 
+/*
+ * Each cached copy is dropped as del drops it; the deletes themselves go
+ * to inner together, in as few requests as it can.
+ */
+static int cache_del_many(struct backend *be, const char *const *keys, size_t n)
+{
+	struct cache_backend *c = cache_of(be);
+	struct cache_tmp none = CACHE_TMP_NONE;
+	struct cache_ent **es;
+	uint64_t *gens;
+	size_t i, begun = 0;
+	int rc = 0;
+
+	es = calloc(n ? n : 1, sizeof(*es));
+	gens = calloc(n ? n : 1, sizeof(*gens));
+	if (!es || !gens) {
+		free(es);
+		free(gens);
+		return -ENOMEM;
+	}
+	for (; begun < n && !rc; begun++)
+		rc = cache_write_begin(c, keys[begun], &es[begun],
+				       &gens[begun]);
+	if (rc)
+		begun--; /* the failed one was not begun */
+	else
+		rc = backend_del_many(c->inner, keys, n);
+	for (i = 0; i < begun; i++)
+		cache_write_end(c, es[i], gens[i], &none, false);
+	free(es);
+	free(gens);
+	return rc;
+}
+
 static int cache_head(struct backend *be, const char *key,
 		      struct backend_stat *st)
 {
@@ -799,6 +833,7 @@ int backend_cache_open(struct backend *inner, const char *dir,
 		.head = cache_head,
 		.put = cache_put,
 		.del = cache_del,
+		.del_many = cache_del_many,
 		.list = cache_list,
 		.map = cache_map,
 		.unmap = cache_unmap,

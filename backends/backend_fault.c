@@ -109,6 +109,15 @@ static int fault_del(struct backend *be, const char *key)
 	return rc ? rc : f->inner->del(f->inner, key);
 }
 
+/* A batch is one call, as it is one request on S3. */
+static int fault_del_many(struct backend *be, const char *const *keys, size_t n)
+{
+	struct fault_backend *f = fault_of(be);
+	int rc = fault_enter(f, BACKEND_FAULT_DEL);
+
+	return rc ? rc : backend_del_many(f->inner, keys, n);
+}
+
 static int fault_list(struct backend *be, const char *prefix,
 		      backend_list_fn *fn, void *arg)
 {
@@ -176,6 +185,7 @@ int backend_fault_open(struct backend *inner, struct backend **out)
 	f->be.head = fault_head;
 	f->be.put = fault_put;
 	f->be.del = fault_del;
+	f->be.del_many = fault_del_many;
 	f->be.list = fault_list;
 	if (inner->map && inner->unmap) {
 		f->be.map = fault_map;

@@ -893,6 +893,7 @@ int backend_s3_open(const struct s3_config *cfg, struct backend **out,
 	s->be.head = s3_head;
 	s->be.put = s3_put;
 	s->be.del = s3_del;
+	s->be.del_many = backend_s3_del_many;
 	s->be.list = s3_list;
 	s->be.close = s3_close;
 	s3_config_describe(&s->cfg, where, sizeof(where));

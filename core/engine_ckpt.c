@@ -279,6 +279,8 @@ struct eng_gc {
 	const char *id;
 	char (*ids)[ENG_CKPT_ID_MAX + 1];
 	size_t nids, capids;
+	char **segs; /* covered segments, deleted together */
+	size_t nsegs, capsegs;
 };
 
 static int eng_gc_seg_fn(void *arg, const char *key, uint64_t size)
@@ -293,10 +295,23 @@ static int eng_gc_seg_fn(void *arg, const char *key, uint64_t size)
 	for (i = 0; i < g->e->nwriters; i++) {
 		if (strcmp(g->e->writers[i].id, w) == 0) {
 			if (seq <= g->e->writers[i].seen)
-				backend_del(g->e->be, key);
-			break;
+				break;
+			return 0;
 		}
 	}
+	if (i == g->e->nwriters)
+		return 0;
+	if (g->nsegs == g->capsegs) {
+		size_t cap = g->capsegs ? g->capsegs * 2 : 64;
+		char **v = realloc(g->segs, cap * sizeof(*v));
+
+		if (!v)
+			return 0; /* left for the next checkpoint */
+		g->segs = v;
+		g->capsegs = cap;
+	}
+	if ((g->segs[g->nsegs] = strdup(key)))
+		g->nsegs++;
 	return 0;
 }
 
@@ -334,6 +349,11 @@ static void eng_ckpt_gc(struct engine *e, const char *id, uint64_t hlc)
 	size_t i, j;
 
 	backend_list(e->be, "log/", eng_gc_seg_fn, &g);
+	/* one request per 1000 segments on S3, not one per segment */
+	backend_del_many(e->be, (const char *const *)g.segs, g.nsegs);
+	for (i = 0; i < g.nsegs; i++)
+		free(g.segs[i]);
+	free(g.segs);
 	backend_list(e->be, "ckpt/", eng_gc_ckpt_fn, &g);
 	for (i = 0; i < g.nids; i++) {
 		char key[ENG_NAME_MAX], w[ENG_WRITER_MAX + 1];

@@ -3061,3 +3061,29 @@ Test(engine, waiting_commit_goes_before_later_readers)
 	engine_close(w.e);
 	backend_close(be);
 }
+
+Test(engine, checkpoint_deletes_covered_segments_in_one_batch)
+{
+	struct backend *inner = mem(), *be;
+	struct engine *e;
+	size_t i;
+	char k[16];
+
+	cr_assert_eq(backend_fault_open(inner, &be), 0);
+	e = eopen(be, "w");
+	for (i = 0; i < 40; i++) {
+		snprintf(k, sizeof(k), "k%zu", i);
+		cr_assert_eq(put_json(e, C_DATA, k, "{}"), 0);
+	}
+	cr_assert_geq(count_objects(be, "log/"), 40);
+	cr_assert_eq(backend_fault_calls(be, BACKEND_FAULT_DEL), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	/* 40 segments gone, in one batch (one DeleteObjects on S3) */
+	cr_assert_eq(count_objects(be, "log/"), 0);
+	cr_assert_eq(backend_fault_calls(be, BACKEND_FAULT_DEL), 1);
+	engine_close(e);
+	e = eopen(be, "w");
+	assert_value(e, C_DATA, "k39", "{}");
+	engine_close(e);
+	backend_close(be);
+}
