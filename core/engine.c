@@ -62,8 +62,9 @@
  * Checkpoint values object: magic "LODEFSVL", u32 version, u32 0, then
  * each JSON/BLOB value and a NUL, packed.  Open maps it (or, on a backend
  * that cannot map, reads it whole) but reads none of it: a value is
- * checked against its xxh3 when it is read (engine_get, engine_foreach,
- * a checkpoint copying it), and the object as a whole by engine_fsck.
+ * checked against its xxh3 when it is read (engine_get, engine_get_ref,
+ * engine_foreach, a checkpoint copying it), and the object as a whole by
+ * engine_fsck.
  *
  * Checkpoint vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows,
  * u64 data offset (multiple of 64), u32 name length, u32 0, name NUL, zero
@@ -273,6 +274,7 @@ int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 	e->obs_arg = arg;
 	eng_lock_init(&e->lock);
 	pthread_mutex_init(&e->commit_lock, NULL);
+	pthread_mutex_init(&e->pin_mu, NULL);
 	strcpy(e->self_id, writer);
 	e->self = eng_writer_get(e, writer);
 	if (e->self == ENG_NO_WRITER) {
@@ -310,6 +312,7 @@ void engine_close(struct engine *e)
 	if (!e)
 		return;
 	eng_colls_free(e);
+	eng_pins_free(e); /* after: freeing entries orphans pinned blocks */
 	for (i = 0; i < e->nmaps; i++)
 		eng_obj_release(e->be, e->maps[i].data, e->maps[i].cookie);
 	free(e->maps);
@@ -318,6 +321,7 @@ void engine_close(struct engine *e)
 	free(e->exts);
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->commit_lock);
+	pthread_mutex_destroy(&e->pin_mu);
 	free(e);
 }
 
@@ -469,10 +473,20 @@ static const struct eng_ent *eng_live(const struct engine *e, const char *coll,
 	return s;
 }
 
+int eng_live_value(const struct engine *e, const char *coll, const char *key,
+		   const struct eng_ent **sp, const void **data, size_t *len)
+{
+	const struct eng_coll *c = NULL;
+
+	*sp = eng_live(e, coll, key, &c);
+	if (!*sp)
+		return -ENOENT;
+	return eng_value_read(e, c, *sp, data, len);
+}
+
 int engine_get(struct engine *e, const char *coll, const char *key,
 	       enum engine_type *type, void **data, size_t *len)
 {
-	const struct eng_coll *c = NULL;
 	const struct eng_ent *s;
 	const void *v;
 	char *copy;
@@ -482,12 +496,7 @@ int engine_get(struct engine *e, const char *coll, const char *key,
 	if (!e || !data || !len)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&e->lock);
-	s = eng_live(e, coll, key, &c);
-	if (!s) {
-		rc = -ENOENT;
-		goto out_unlock;
-	}
-	rc = eng_value_read(e, c, s, &v, &n);
+	rc = eng_live_value(e, coll, key, &s, &v, &n);
 	if (rc)
 		goto out_unlock;
 	copy = malloc(n + 1);

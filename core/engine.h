@@ -122,8 +122,8 @@ void engine_close(struct engine *e);
 /*
  * Human-readable reason for the last failed engine_open / engine_commit /
  * engine_checkpoint in this thread, or for the last read (engine_get,
- * engine_foreach, engine_with_vecs) that failed with -EIO; or "" (static
- * storage).
+ * engine_get_ref, engine_foreach, engine_with_vecs) that failed with
+ * -EIO; or "" (static storage).
  */
 const char *engine_last_error(void);
 
@@ -200,6 +200,39 @@ int engine_commit(struct engine *e, struct engine_batch *b);
  */
 int engine_get(struct engine *e, const char *coll, const char *key,
 	       enum engine_type *type, void **data, size_t *len);
+
+/*
+ * A value used in place, without a copy: data points at the bytes where
+ * the engine keeps them (a mapped checkpoint object, or the memory of a
+ * committed or replayed batch).  They stay valid and unchanged until
+ * engine_ref_release, whatever happens to the key meanwhile: an overwrite,
+ * a delete, a drop, a checkpoint or a refresh leaves the ref reading the
+ * value it was taken of (the engine keeps a block a ref holds instead of
+ * freeing it, and checkpoint objects stay mapped for the engine's life).
+ * The fields besides data, len and type are the engine's.
+ */
+struct engine_ref {
+	const void *data; /* len bytes; JSON and BLOB: a NUL after them */
+	size_t len;	  /* ENGINE_VEC: 4 * dim */
+	enum engine_type type;
+	void *hold; /* the engine's: what keeps data alive, or NULL */
+};
+
+/*
+ * Takes a ref to the value of coll/key in *ref.  A value from a
+ * checkpoint is checked against its xxh3 once, now (a large one with
+ * sequential readahead); reads through the ref check nothing more.
+ * Vectors are copied (their rows move and change in place), other values
+ * are not.  Returns 0; -ENOENT if absent; -EIO if the value fails its
+ * checksum (engine_last_error() names it); -ENOMEM.  On error *ref is
+ * zeroed.  Release every ref with engine_ref_release before engine_close.
+ * Thread safe; holding refs does not block commits.
+ */
+int engine_get_ref(struct engine *e, const char *coll, const char *key,
+		   struct engine_ref *ref);
+
+/* Releases a ref and zeroes it.  Accepts a zeroed ref (and NULL). */
+void engine_ref_release(struct engine *e, struct engine_ref *ref);
 
 /* Returns 1 if coll/key exists, else 0. */
 int engine_exists(struct engine *e, const char *coll, const char *key);

@@ -366,6 +366,15 @@ struct engine {
 	pthread_rwlock_t lock;	     /* state: readers vs apply */
 	pthread_mutex_t commit_lock; /* one committer / checkpointer */
 
+	/*
+	 * Blocks that engine_ref holders use (engine_ref.c).  pin_mu is
+	 * taken inside the state lock (pinning, under the read lock;
+	 * eng_pin_orphan, under the write lock) or alone (release).
+	 */
+	pthread_mutex_t pin_mu;
+	struct eng_pin *pins;
+	_Atomic size_t npins;
+
 	struct eng_coll **colls;  /* sorted by name */
 	struct eng_coll **corder; /* the same, in iteration order */
 	size_t ncolls;
@@ -406,6 +415,36 @@ struct eng_ext {
 	char name[ENG_EXT_MAX + 1];
 	struct engine_ext ext; /* ext.name points at name above */
 };
+
+/*
+ * A block kept alive for engine_ref holders: an owned key+value block
+ * (ENG_OWN) that a ref points into, or a vector copied for a ref.  refs
+ * counts the refs; `orphan`: the engine no longer uses the block (the key
+ * was overwritten, deleted, ...), so the last release frees it.
+ */
+struct eng_pin {
+	const void *block;
+	size_t refs;
+	bool orphan;
+	struct eng_pin *prev, *next;
+};
+
+/*
+ * Called where the engine frees an owned block: if a ref holds it, marks
+ * it orphaned and returns true (the caller must not free it); else false.
+ * Caller holds the write lock (or is opening or closing).
+ */
+bool eng_pin_orphan(struct engine *e, const void *block);
+/* Frees every pin and orphaned block (engine_close). */
+void eng_pins_free(struct engine *e);
+
+/*
+ * The live entry of coll/key in *sp and its value, checked (see
+ * eng_value_read).  Returns 0, -ENOENT or -EIO.  Caller holds the read
+ * lock.
+ */
+int eng_live_value(const struct engine *e, const char *coll, const char *key,
+		   const struct eng_ent **sp, const void **data, size_t *len);
 
 /* Flags for the apply functions. */
 /*
@@ -498,6 +537,15 @@ int eng_value_read(const struct engine *e, const struct eng_coll *c,
 		   const struct eng_ent *s, const void **data, size_t *len);
 /* Key of the kept object that contains p, or "a checkpoint object". */
 const char *eng_map_name(const struct engine *e, const void *p);
+/*
+ * The xxh3 of a value's bytes in a kept object.  Values objects are
+ * mapped MADV_RANDOM, so that a 2 KB value costs a page read and not
+ * megabytes; a large value would then be read a page per fault (35 MiB/s
+ * here for 512 MiB).  One of at least ENG_READ_AHEAD_MIN bytes in a
+ * mapped values object is read with MADV_SEQUENTIAL advice instead.
+ */
+#define ENG_READ_AHEAD_MIN (256u << 10)
+uint64_t eng_value_xxh3(const struct engine *e, const void *data, size_t len);
 
 /*
  * Calls the observer with every live key (after loading checkpoints), in

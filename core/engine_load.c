@@ -78,6 +78,43 @@ const char *eng_map_name(const struct engine *e, const void *p)
 	return "a checkpoint object";
 }
 
+/* True if [p, p + len) lies in a kept mapped values object (lazy). */
+static bool eng_map_lazy(const struct engine *e, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < e->nmaps; i++) {
+		const struct eng_map *m = &e->maps[i];
+
+		if (p >= m->data && p < m->data + m->len)
+			return m->lazy && len <= (size_t)(m->data + m->len - p);
+	}
+	return false;
+}
+
+uint64_t eng_value_xxh3(const struct engine *e, const void *data, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	const uint8_t *p = data;
+	uintptr_t a;
+	uint64_t sum;
+
+	if (len < ENG_READ_AHEAD_MIN || page <= 0 || !eng_map_lazy(e, p, len))
+		return XXH3_64bits(data, len);
+	/*
+	 * Read as the kernel reads a file sequentially (readahead windows
+	 * that grow, large folios), then back to no readahead: the advice
+	 * splits the mapping's VMA for the while, and putting it back merges
+	 * it again.  Two readers advising neighbours may share a page at the
+	 * edge; advice is all it is.
+	 */
+	a = (uintptr_t)p & ~((uintptr_t)page - 1);
+	madvise((void *)a, (uintptr_t)p + len - a, MADV_SEQUENTIAL);
+	sum = XXH3_64bits(data, len);
+	madvise((void *)a, (uintptr_t)p + len - a, MADV_RANDOM);
+	return sum;
+}
+
 void eng_map_drop(struct engine *e, const void *p)
 {
 	const uint8_t *q = p;

@@ -435,7 +435,9 @@ static void eng_own_free(struct engine *e, struct eng_ent *s)
 {
 	if (s->own & ENG_OWN) {
 		e->heap -= eng_own_size(s);
-		free((void *)s->key);
+		/* a ref may still read it: then its last release frees it */
+		if (!eng_pin_orphan(e, s->key))
+			free((void *)s->key);
 	}
 	s->own = 0;
 }
@@ -496,7 +498,7 @@ int eng_value_read(const struct engine *e, const struct eng_coll *c,
 		return 0;
 	/* the keys entry of the checkpoint the value comes from */
 	hdr = (const uint8_t *)s->key - ENG_KEYS_ENT;
-	if (XXH3_64bits(*data, *len) == eng_le64(hdr + ENG_KEYS_SUM) &&
+	if (eng_value_xxh3(e, *data, *len) == eng_le64(hdr + ENG_KEYS_SUM) &&
 	    (s->type == ENGINE_VEC || !((const char *)*data)[*len]))
 		return 0;
 	return eng_fail(-EIO,

@@ -205,6 +205,18 @@ int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
 int store_doc_get(struct store *s, const char *id, void **data, size_t *len);
 
 /*
+ * The document's bytes used in place, without a copy (engine_get_ref):
+ * ref->data and ref->len (a NUL after them) stay valid and unchanged until
+ * store_ref_release, whatever happens to the document meanwhile; checked
+ * against their checksum once, here.  Returns 0, -ENOENT, -EIO (damaged,
+ * store_last_error() says which) or -ENOMEM; *ref is zeroed on error.
+ * Release every ref before store_close.
+ */
+int store_doc_get_ref(struct store *s, const char *id, struct engine_ref *ref);
+/* Releases a ref (a zeroed one too) and zeroes it. */
+void store_ref_release(struct store *s, struct engine_ref *ref);
+
+/*
  * Deletes a ref doc with all its nodes, their vectors (every namespace),
  * docstore metadata, ref_doc_info, the stored content and its lodefs/files
  * record.  -ENOENT if

@@ -586,6 +586,17 @@ int store_doc_get(struct store *s, const char *id, void **data, size_t *len)
 	return engine_get(s->eng, STORE_C_CONTENT, id, NULL, data, len);
 }
 
+int store_doc_get_ref(struct store *s, const char *id, struct engine_ref *ref)
+{
+	store_clear_error();
+	return engine_get_ref(s->eng, STORE_C_CONTENT, id, ref);
+}
+
+void store_ref_release(struct store *s, struct engine_ref *ref)
+{
+	engine_ref_release(s ? s->eng : NULL, ref);
+}
+
 int store_doc_exists(struct store *s, const char *id)
 {
 	return engine_exists(s->eng, STORE_C_CONTENT, id) ||

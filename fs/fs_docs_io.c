@@ -67,49 +67,84 @@ void fs_file_maybe_free(struct fs *fs, struct fs_ino *ip)
 	if (busy)
 		return;
 	ip->file = NULL;
-	pthread_mutex_destroy(&f->mu);
-	free(f->buf);
-	json_decref(f->xattrs);
-	free(f);
+	fs_file_free(fs, f);
 	fs_ino_forget(fs, ip->ino, 0);
 }
 
-static int fs_file_reserve(struct fs_file *f, size_t n)
+/* Drops f's content: the private copy, or the ref to the stored bytes. */
+static void fs_file_drop_content(struct fs *fs, struct fs_file *f)
+{
+	if (f->ref.data)
+		store_ref_release(fs->st, &f->ref);
+	else
+		free(f->buf);
+	f->buf = NULL;
+	f->len = f->cap = 0;
+}
+
+void fs_file_free(struct fs *fs, struct fs_file *f)
+{
+	pthread_mutex_destroy(&f->mu);
+	fs_file_drop_content(fs, f);
+	json_decref(f->xattrs);
+	free(f);
+}
+
+/*
+ * Makes f's buffer a private copy with room for n bytes (copy-on-write:
+ * the stored bytes are read-only and stay what open readers see until
+ * the file is freed; here the copy replaces them for every handle, as
+ * the old private buffer did).  Caller holds f->mu.
+ */
+static int fs_file_reserve(struct fs *fs, struct fs_file *f, size_t n)
 {
 	char *b;
 	size_t cap;
 
 	if (n <= f->cap)
 		return 0;
+	if (n < f->len)
+		n = f->len; /* a copy of stored bytes keeps them all */
 	cap = f->cap ? f->cap : 4096;
 	while (cap < n)
 		cap = cap < (64u << 20) ? cap * 2 : cap + (64u << 20);
-	b = realloc(f->buf, cap);
+	if (f->ref.data) {
+		b = malloc(cap);
+		if (b && f->len)
+			memcpy(b, f->buf, f->len);
+	} else {
+		b = realloc(f->buf, cap);
+	}
 	if (!b)
 		return -ENOMEM;
+	if (f->ref.data)
+		store_ref_release(fs->st, &f->ref);
 	f->buf = b;
 	f->cap = cap;
 	return 0;
 }
 
-/* Loads the stored content and user metadata; caller holds f->mu. */
+/*
+ * Loads the stored content (used in place, see struct fs_file) and user
+ * metadata; caller holds f->mu.
+ */
 static int fs_file_load(struct fs *fs, struct fs_ino *ip, struct fs_file *f)
 {
 	struct store_file sf = { 0 };
-	void *data = NULL;
-	size_t len = 0;
+	struct engine_ref ref;
 	int rc;
 
 	if (f->loaded)
 		return 0;
-	rc = store_doc_get(fs->st, ip->keys[0], &data, &len);
-	if (rc == -ENOENT) { /* made here and not committed yet */
+	rc = store_doc_get_ref(fs->st, ip->keys[0], &ref);
+	if (rc == -ENOENT) /* made here and not committed yet: ref zeroed */
 		rc = 0;
-		data = NULL;
-		len = 0;
-	}
-	if (rc)
+	if (rc) {
+		/* -EIO: damaged on disk, and the reason names the object */
+		fs_error(fs, ip->keys[0], "cannot read the content: %s",
+			 rc == -ENOMEM ? "out of memory" : store_last_error());
 		return rc;
+	}
 	if (!f->xattrs) {
 		json_error_t err;
 
@@ -119,9 +154,10 @@ static int fs_file_load(struct fs *fs, struct fs_ino *ip, struct fs_file *f)
 		if (!f->xattrs)
 			f->xattrs = json_object();
 	}
-	free(f->buf);
-	f->buf = data;
-	f->len = f->cap = len;
+	fs_file_drop_content(fs, f);
+	f->ref = ref;
+	f->buf = (char *)ref.data; /* read-only: written only after a copy */
+	f->len = ref.len;
 	f->loaded = 1;
 	return 0;
 }
@@ -287,7 +323,7 @@ ssize_t fs_docs_write(struct fs *fs, struct fs_handle *h, const char *buf,
 	int rc;
 
 	pthread_mutex_lock(&f->mu);
-	rc = fs_file_reserve(f, end);
+	rc = fs_file_reserve(fs, f, end);
 	if (!rc) {
 		if ((size_t)off > f->len)
 			memset(f->buf + f->len, 0, (size_t)off - f->len);
@@ -736,7 +772,7 @@ int fs_docs_setattr(struct fs *fs, struct fs_ino *ip, const struct stat *a,
 		pthread_mutex_lock(&f->mu);
 		rc = fs_file_load(fs, ip, f);
 		if (!rc)
-			rc = fs_file_reserve(f, (size_t)a->st_size);
+			rc = fs_file_reserve(fs, f, (size_t)a->st_size);
 		if (!rc) {
 			if ((size_t)a->st_size > f->len)
 				memset(f->buf + f->len, 0,

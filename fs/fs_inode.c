@@ -168,12 +168,8 @@ void fs_inodes_free(struct fs *fs)
 
 		for (; p; p = n) {
 			n = p->next;
-			if (p->file) {
-				pthread_mutex_destroy(&p->file->mu);
-				free(p->file->buf);
-				json_decref(p->file->xattrs);
-				free(p->file);
-			}
+			if (p->file)
+				fs_file_free(fs, p->file);
 			fs_ino_free(p);
 		}
 	}

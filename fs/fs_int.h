@@ -78,14 +78,21 @@ struct fs_opts {
 	double refresh;
 };
 
-/* The open content of a document (shared by every open handle of it). */
+/*
+ * The open content of a document (shared by every open handle of it).
+ * Loaded, buf is either the stored bytes used in place (ref.data set:
+ * read-only, cap 0, pinned until the file is freed, so readers keep the
+ * version they opened) or, once something changes it, a private copy
+ * (ref zeroed; fs_file_reserve makes the copy).
+ */
 struct fs_file {
 	pthread_mutex_t mu;
 	char *buf;
 	size_t len, cap;
-	int loaded;   /* buf holds the document's content */
-	int dirty;    /* changed since the last commit or queueing */
-	int pending;  /* queued for the next commit round (pend_mu) */
+	struct engine_ref ref; /* while buf is the stored bytes */
+	int loaded;	       /* buf holds the document's content */
+	int dirty;	       /* changed since the last commit or queueing */
+	int pending;	       /* queued for the next commit round (pend_mu) */
 	int inflight; /* taken by a commit round that has not ended (pend_mu) */
 	int error;    /* last commit failed: the next flush/fsync reports it */
 	json_t *xattrs;	  /* user metadata, NULL until loaded */
@@ -366,6 +373,8 @@ int fs_docs_removexattr(struct fs *fs, struct fs_ino *ip, const char *name);
 /* Shared by fs_docs.c (the tree) and fs_docs_io.c (contents). */
 /* Frees ip's file if nothing needs it any more; caller holds fs->mu. */
 void fs_file_maybe_free(struct fs *fs, struct fs_ino *ip);
+/* Frees a file and its content (releasing the stored bytes it uses). */
+void fs_file_free(struct fs *fs, struct fs_file *f);
 /*
  * Pins ip's file, if it has one, against a concurrent RELEASE (FUSE sends
  * RELEASE asynchronously, so it may run beside the next request on the

@@ -1,6 +1,7 @@
 /* test_engine.c - the durable key-value engine: behaviours and recovery. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2803,6 +2804,317 @@ Test(engine, reads_stay_valid_while_checkpoints_replace_mapped_objects,
 	cr_assert_eq(engine_with_vecs(e, C_VEC, vscan_fn, NULL), 0);
 	engine_close(e);
 	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	backend_close(be);
+}
+
+/* --- refs: values used in place ------------------------------------------- */
+
+static void assert_ref(const struct engine_ref *r, const char *want)
+{
+	cr_assert_not_null(r->data);
+	cr_assert_eq(r->len, strlen(want), "ref holds %zu bytes, not %zu",
+		     r->len, strlen(want));
+	cr_assert_arr_eq(r->data, want, r->len);
+	cr_assert_eq(((const char *)r->data)[r->len], '\0');
+}
+
+Test(engine, ref_keeps_its_bytes_across_overwrite_delete_and_checkpoint)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	struct engine_ref r1, r2, r3;
+
+	cr_assert_eq(put_blob(e, "content", "d", "first", 5), 0);
+	cr_assert_eq(engine_get_ref(e, "content", "d", &r1), 0);
+	cr_assert_eq(r1.type, ENGINE_BLOB);
+	assert_ref(&r1, "first");
+	/* two refs to one value share its bytes */
+	cr_assert_eq(engine_get_ref(e, "content", "d", &r2), 0);
+	cr_assert_eq(r2.data, r1.data);
+	cr_assert_eq(put_blob(e, "content", "d", "second", 6), 0);
+	assert_value(e, "content", "d", "second");
+	assert_ref(&r1, "first");
+	engine_ref_release(e, &r2);
+	cr_assert_null(r2.data);
+	cr_assert_null(r2.hold);
+	assert_ref(&r1, "first"); /* the other ref still holds them */
+
+	cr_assert_eq(engine_get_ref(e, "content", "d", &r2), 0);
+	assert_ref(&r2, "second");
+	cr_assert_eq(del(e, "content", "d"), 0);
+	cr_assert_eq(engine_get_ref(e, "content", "d", &r3), -ENOENT);
+	cr_assert_null(r3.data);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	assert_ref(&r1, "first");
+	assert_ref(&r2, "second");
+	cr_assert_eq(put_blob(e, "content", "d", "third", 5), 0);
+	cr_assert_eq(drop(e, "content"), 0);
+	assert_ref(&r2, "second");
+	engine_ref_release(e, &r1);
+	engine_ref_release(e, &r2);
+	engine_ref_release(e, &r2); /* zeroed: nothing to do */
+	engine_ref_release(e, NULL);
+	engine_close(e);
+	backend_close(be);
+}
+
+Test(engine, ref_into_a_checkpoint_outlives_refresh_merge_and_checkpoints)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "a"), *o;
+	struct engine_ref r, rj;
+
+	cr_assert_eq(put_blob(e, "content", "d", "from the checkpoint", 19), 0);
+	cr_assert_eq(put_json(e, C_DATA, "n", "{\"t\":1}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	e = eopen(be, "a");
+	/* used in place from the loaded checkpoint */
+	cr_assert_eq(engine_get_ref(e, "content", "d", &r), 0);
+	assert_ref(&r, "from the checkpoint");
+	cr_assert_eq(engine_get_ref(e, C_DATA, "n", &rj), 0);
+	cr_assert_eq(rj.type, ENGINE_JSON);
+	assert_ref(&rj, "{\"t\":1}");
+
+	/* another writer replaces both and checkpoints; a refresh merges it */
+	o = eopen(be, "b");
+	cr_assert_eq(put_blob(o, "content", "d", "theirs", 6), 0);
+	cr_assert_eq(del(o, C_DATA, "n"), 0);
+	cr_assert_eq(engine_checkpoint(o), 0, "%s", engine_last_error());
+	engine_close(o);
+	cr_assert_eq(engine_refresh(e), 0, "%s", engine_last_error());
+	assert_value(e, "content", "d", "theirs");
+	assert_value(e, C_DATA, "n", NULL);
+	assert_ref(&r, "from the checkpoint");
+	assert_ref(&rj, "{\"t\":1}");
+	cr_assert_eq(put_blob(e, "content", "d", "ours", 4), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	assert_ref(&r, "from the checkpoint");
+	engine_ref_release(e, &r);
+	engine_ref_release(e, &rj);
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+	backend_close(be);
+}
+
+Test(engine, ref_to_a_vector_is_a_copy_that_outlives_changes)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	float a[2] = { 1, 2 }, b[2] = { 3, 4 };
+	struct engine_ref r;
+
+	cr_assert_eq(put_vec(e, C_VEC, "v", a, 2), 0);
+	cr_assert_eq(engine_get_ref(e, C_VEC, "v", &r), 0);
+	cr_assert_eq(r.type, ENGINE_VEC);
+	cr_assert_eq(r.len, sizeof(a));
+	/* overwritten in place in its row, then the rows move */
+	cr_assert_eq(put_vec(e, C_VEC, "v", b, 2), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	cr_assert_eq(del(e, C_VEC, "v"), 0);
+	cr_assert_arr_eq(r.data, a, sizeof(a));
+	engine_ref_release(e, &r);
+	engine_close(e);
+	backend_close(be);
+}
+
+Test(engine, ref_to_a_damaged_value_fails_with_eio)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	const char *uno = "{\"t\":\"uno\"}";
+	struct engine_ref r;
+	char *vals;
+
+	fill_some(e);
+	cr_assert_eq(put_json(e, C_DATA, "n3", "{\"t\":\"tres\"}"), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	vals = find_object(be, "ckpt/", "/values");
+	mangle(be, vals, SIZE_MAX,
+	       (long)offset_of(be, vals, uno, strlen(uno)) + 6);
+
+	e = eopen(be, "w");
+	memset(&r, 0xa5, sizeof(r));
+	cr_assert_eq(engine_get_ref(e, C_DATA, "n1", &r), -EIO);
+	cr_assert_null(r.data);
+	cr_assert_null(r.hold);
+	cr_assert_not_null(strstr(engine_last_error(), "docstore/data/n1"),
+			   "%s", engine_last_error());
+	cr_assert_not_null(strstr(engine_last_error(), "checksum"));
+	/* every other value still reads in place */
+	cr_assert_eq(engine_get_ref(e, C_DATA, "n3", &r), 0);
+	assert_ref(&r, "{\"t\":\"tres\"}");
+	engine_ref_release(e, &r);
+	/* writing the key again repairs it */
+	cr_assert_eq(put_json(e, C_DATA, "n1", uno), 0);
+	cr_assert_eq(engine_get_ref(e, C_DATA, "n1", &r), 0);
+	assert_ref(&r, uno);
+	engine_ref_release(e, &r);
+	engine_close(e);
+	free(vals);
+	backend_close(be);
+}
+
+/* n pseudo-random bytes (xorshift), the same for the same seed. */
+static unsigned char *random_bytes(size_t n, uint64_t seed)
+{
+	unsigned char *p = malloc(n + 1);
+	size_t i;
+
+	cr_assert_not_null(p);
+	for (i = 0; i < n; i++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		p[i] = (unsigned char)seed;
+	}
+	p[n] = 0;
+	return p;
+}
+
+/*
+ * A large value of a mapped checkpoint is checked in chunks as it is read
+ * ahead: the whole of it counts, damage in its last chunk included.
+ */
+Test(engine, large_mapped_value_reads_in_place_and_damage_fails_its_ref,
+     .fini = local_dir_remove)
+{
+	const size_t n = (3u << 20) + 12345;
+	unsigned char *big = random_bytes(n, 42);
+	struct engine_ref r;
+	struct backend *be;
+	struct engine *e;
+	char *vals;
+	void *data;
+	size_t len, at;
+
+	cr_assert_not_null(mkdtemp(local_dir));
+	cr_assert_eq(backend_local_open(local_dir, &be), 0);
+	e = eopen(be, "w");
+	cr_assert_eq(put_blob(e, "content", "big", big, n), 0);
+	cr_assert_eq(put_blob(e, "content", "small", "tiny", 4), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+
+	e = eopen(be, "w");
+	cr_assert_eq(engine_get_ref(e, "content", "big", &r), 0, "%s",
+		     engine_last_error());
+	cr_assert_eq(r.len, n);
+	cr_assert_eq(memcmp(r.data, big, n), 0);
+	cr_assert_eq(((const char *)r.data)[n], 0);
+	engine_ref_release(e, &r);
+	cr_assert_eq(engine_get(e, "content", "big", NULL, &data, &len), 0);
+	cr_assert_eq(len, n);
+	cr_assert_eq(memcmp(data, big, n), 0);
+	free(data);
+	engine_close(e);
+
+	vals = find_object(be, "ckpt/", "/values");
+	at = offset_of(be, vals, big, 64);
+	mangle(be, vals, SIZE_MAX, (long)(at + n - 7));
+	e = eopen(be, "w");
+	cr_assert_eq(engine_get_ref(e, "content", "big", &r), -EIO);
+	cr_assert_null(r.data);
+	cr_assert_not_null(strstr(engine_last_error(), "content/big"), "%s",
+			   engine_last_error());
+	cr_assert_eq(engine_get(e, "content", "big", NULL, &data, &len), -EIO);
+	cr_assert_eq(engine_get_ref(e, "content", "small", &r), 0);
+	assert_ref(&r, "tiny");
+	engine_ref_release(e, &r);
+	engine_close(e);
+	free(vals);
+	free(big);
+	backend_close(be);
+}
+
+struct refreader {
+	struct engine *e;
+	_Atomic int *stop;
+	long refs, errors;
+};
+
+/*
+ * Takes refs to content/k, which the writer keeps replacing with values
+ * of 1000 + f bytes all equal to f, and checks them a while later.
+ */
+static void *refreader_main(void *arg)
+{
+	struct refreader *r = arg;
+
+	while (!*r->stop) {
+		struct engine_ref ref;
+		const unsigned char *p;
+		size_t i;
+		int rc = engine_get_ref(r->e, "content", "k", &ref);
+
+		if (rc == -ENOENT)
+			continue;
+		if (rc) {
+			r->errors++;
+			continue;
+		}
+		sched_yield(); /* let the writer replace it meanwhile */
+		p = ref.data;
+		if (ref.len != 1000u + p[0])
+			r->errors++;
+		for (i = 0; i < ref.len; i++) {
+			if (p[i] != p[0]) {
+				r->errors++;
+				break;
+			}
+		}
+		engine_ref_release(r->e, &ref);
+		r->refs++;
+	}
+	return NULL;
+}
+
+Test(engine, refs_stay_intact_while_a_writer_replaces_deletes_checkpoints,
+     .fini = local_dir_remove)
+{
+	_Atomic int stop = 0;
+	struct refreader r[3];
+	unsigned char buf[1256];
+	struct backend *be;
+	struct engine *e;
+	pthread_t t[3];
+	int i;
+
+	cr_assert_not_null(mkdtemp(local_dir));
+	cr_assert_eq(backend_local_open(local_dir, &be), 0);
+	e = eopen(be, "w");
+	memset(buf, 1, sizeof(buf));
+	cr_assert_eq(put_blob(e, "content", "k", buf, 1001), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	e = eopen(be, "w"); /* content/k starts in the mapped checkpoint */
+	for (i = 0; i < 3; i++) {
+		r[i] = (struct refreader){ .e = e, .stop = &stop };
+		cr_assert_eq(pthread_create(&t[i], NULL, refreader_main, &r[i]),
+			     0);
+	}
+	for (i = 2; i < 200; i++) {
+		unsigned char f = (unsigned char)(i % 250 + 1);
+
+		if (i % 7 == 0) {
+			cr_assert_eq(del(e, "content", "k"), 0);
+			continue;
+		}
+		memset(buf, f, sizeof(buf));
+		cr_assert_eq(put_blob(e, "content", "k", buf, 1000u + f), 0);
+		if (i % 40 == 0)
+			cr_assert_eq(engine_checkpoint(e), 0, "%s",
+				     engine_last_error());
+	}
+	stop = 1;
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(r[i].errors, 0);
+		cr_assert_gt(r[i].refs, 0);
+	}
+	engine_close(e);
 	backend_close(be);
 }
 

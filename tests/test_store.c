@@ -274,6 +274,29 @@ Test(store, deleting_a_document_cascades)
 	cr_assert_eq(store_doc_del(st, "d.txt"), -ENOENT);
 }
 
+Test(store, doc_ref_reads_in_place_and_keeps_the_version_it_was_taken_of)
+{
+	struct engine_ref r1, r2;
+
+	cr_assert_eq(put_doc("r.txt", "Otters hold hands.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_get_ref(st, "r.txt", &r1), 0);
+	cr_assert_eq(r1.len, 18);
+	cr_assert_str_eq(r1.data, "Otters hold hands.");
+	cr_assert_eq(put_doc("r.txt", "Beavers build dams.", NULL),
+		     STORE_INDEXED);
+	cr_assert_eq(store_doc_get_ref(st, "r.txt", &r2), 0);
+	cr_assert_str_eq(r2.data, "Beavers build dams.");
+	cr_assert_eq(store_doc_del(st, "r.txt"), 0);
+	cr_assert_str_eq(r1.data, "Otters hold hands.");
+	cr_assert_str_eq(r2.data, "Beavers build dams.");
+	store_ref_release(st, &r1);
+	store_ref_release(st, &r2);
+	cr_assert_eq(store_doc_get_ref(st, "r.txt", &r1), -ENOENT);
+	cr_assert_null(r1.data);
+	store_ref_release(st, &r1); /* zeroed: nothing to do */
+}
+
 Test(store, bad_document_ids_are_refused_and_nothing_changes)
 {
 	static const char *bad[] = { "",    "/abs", "a/../b",  "a//b",

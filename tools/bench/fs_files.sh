@@ -28,7 +28,11 @@
 #            and to durable (lodefs sync=fsync: until .lodefs/stats shows
 #            its commit done; sync=close: at close; others: open+fsync)
 #   read     the same file in 1 MiB reads, cold (sync; echo 3 >
-#            drop_caches first) and warm (right after)
+#            drop_caches first) and warm (right after); then cold again
+#            after a remount, lodefs's store compacted first (`lode
+#            compact`, which a running mount does every 1,000 commits):
+#            where a stored file is when users read it, in a checkpoint,
+#            where the first read above finds it in the daemon's memory
 # and prints the medians, ops/s or MiB/s, with the ratio lodefs / bindfs
 # and PASS or MISS for the targets of issue 3 (sync=fsync: small-file
 # writes >= 0.5x bindfs, sequential read and write >= 0.7x bindfs).
@@ -85,6 +89,9 @@ if [ -z "$lodefs" ]; then
 fi
 [ -x "$lodefs" ] || { echo "fs_files.sh: $lodefs is not executable" >&2; exit 1; }
 lodefs=$(realpath "$lodefs")
+# lode of the same build, for the compaction before the remounted read
+lode=$(dirname "$lodefs")/../tools/lode
+[ -x "$lode" ] || { echo "fs_files.sh: no $lode (build tools/lode); the read after remount is skipped" >&2; lode=; }
 if ! command -v bindfs >/dev/null 2>&1; then
 	# shellcheck source=../deps.sh
 	. "$root/tools/deps.sh"
@@ -160,21 +167,45 @@ drop() { # drop LEVEL: sync, then drop caches (3) or dentries+inodes (2)
 	fi
 }
 
+# mount_target TARGET: mounts its store or source as it is (not for disk).
+mount_target() {
+	local t=$1
+	mnt_log=$dir/$t.log
+	case $t in
+	lodefs-fsync|lodefs-close)
+		mnt_dir=$dir/$t.mnt
+		"$lodefs" -f -o "sync=${t#lodefs-}" "$dir/$t.store" "$mnt_dir" \
+			2>>"$mnt_log" &
+		;;
+	bindfs)
+		mnt_dir=$dir/bindfs.mnt
+		bindfs -f "$dir/bindfs.src" "$mnt_dir" 2>>"$mnt_log" &
+		;;
+	esac
+	mnt_pid=$!
+	mount_wait "$mnt_dir"
+}
+
+# remount_target TARGET: unmounts and mounts again, lodefs's store compacted.
+remount_target() {
+	local t=$1
+	[ "$t" != disk ] || return 0
+	unmount
+	case $t in
+	lodefs-*) "$lode" compact "$dir/$t.store" >/dev/null ;;
+	esac
+	mount_target "$t"
+}
+
 # setup TARGET: mounts if needed; sets base (the directory of the files)
 # and how each phase makes data durable.
 setup() {
 	local t=$1
 	case $t in
 	lodefs-fsync|lodefs-close)
-		local store=$dir/$t.store
-		mnt_dir=$dir/$t.mnt
-		rm -rf -- "$store"
-		mkdir -p "$store" "$mnt_dir"
-		mnt_log=$dir/$t.log
-		"$lodefs" -f -o "sync=${t#lodefs-}" "$store" "$mnt_dir" \
-			2>>"$mnt_log" &
-		mnt_pid=$!
-		mount_wait "$mnt_dir"
+		rm -rf -- "$dir/$t.store"
+		mkdir -p "$dir/$t.store" "$dir/$t.mnt"
+		mount_target "$t"
 		base=$mnt_dir/docs/bench
 		if [ "$t" = lodefs-fsync ]; then
 			small_durable=fsync
@@ -185,16 +216,11 @@ setup() {
 		fi
 		;;
 	bindfs)
-		local src=$dir/bindfs.src
-		mnt_dir=$dir/bindfs.mnt
-		rm -rf -- "$src"
-		mkdir -p "$src" "$mnt_dir"
-		mnt_log=$dir/$t.log
-		bindfs -f "$src" "$mnt_dir" 2>>"$mnt_log" &
-		mnt_pid=$!
-		mount_wait "$mnt_dir"
+		rm -rf -- "$dir/bindfs.src"
+		mkdir -p "$dir/bindfs.src" "$dir/bindfs.mnt"
+		mount_target "$t"
 		base=$mnt_dir/bench
-		small_durable=syncfs:$src
+		small_durable=syncfs:$dir/bindfs.src
 		seq_durable=reopen-fsync
 		;;
 	disk)
@@ -243,6 +269,17 @@ perf_stop() {
 	perf_pid=
 }
 
+# read_big TARGET METRIC [PHASE]: one timed read of the big file (profiled
+# as PHASE if given), checked whole.
+read_big() {
+	local line
+	[ -z "${3:-}" ] || perf_start "$3"
+	line=$(helper seq-read "$base/big")
+	[ -z "${3:-}" ] || perf_stop
+	[ "$(field "$line" bytes)" = $((mb << 20)) ] || { echo "fs_files.sh: $1: $2: read $(field "$line" bytes) bytes of $((mb << 20))" >&2; exit 1; }
+	rec "$1" "$2" "$(awk -v m="$mb" -v s="$(field "$line" secs)" 'BEGIN { print m / s }')"
+}
+
 # one TARGET: every phase on a fresh target.
 one() {
 	local t=$1 line n=$files bytes
@@ -278,13 +315,13 @@ one() {
 	rec "$t" write "$(awk -v m="$mb" -v s="$(field "$line" secs)" 'BEGIN { print m / s }')"
 	rec "$t" write_durable "$(awk -v m="$mb" -v s="$(field "$line" durable_secs)" 'BEGIN { print m / s }')"
 	drop 3
-	perf_start read
-	line=$(helper seq-read "$base/big")
-	perf_stop
-	[ "$(field "$line" bytes)" = $((mb << 20)) ] || { echo "fs_files.sh: $t: read $(field "$line" bytes) bytes of $((mb << 20))" >&2; exit 1; }
-	rec "$t" read_cold "$(awk -v m="$mb" -v s="$(field "$line" secs)" 'BEGIN { print m / s }')"
-	line=$(helper seq-read "$base/big")
-	rec "$t" read_warm "$(awk -v m="$mb" -v s="$(field "$line" secs)" 'BEGIN { print m / s }')"
+	read_big "$t" read_cold read
+	read_big "$t" read_warm
+	if [ -n "$lode" ]; then
+		remount_target "$t"
+		drop 3
+		read_big "$t" read_remount read_remount
+	fi
 	rm -f -- "$base/big"
 	teardown "$t"
 }
@@ -306,8 +343,8 @@ for r in $(seq 1 "$runs"); do
 		one "$t"
 		printf 'run %d  %-13s %5.1f s ' "$r" "$t" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
 		awk -v t="$t" '$1 == t { v[$2] = $3 } END {
-			printf " create %.0f/s (durable %.0f/s)  stat %.0f/s  readdir %.0f/s  unlink %.0f/s  write %.0f MiB/s (durable %.0f)  read cold %.0f warm %.0f MiB/s\n", \
-				v["create"], v["create_durable"], v["stat"], v["readdir"], v["unlink"], v["write"], v["write_durable"], v["read_cold"], v["read_warm"]
+			printf " create %.0f/s (durable %.0f/s)  stat %.0f/s  readdir %.0f/s  unlink %.0f/s  write %.0f MiB/s (durable %.0f)  read cold %.0f warm %.0f remounted %.0f MiB/s\n", \
+				v["create"], v["create_durable"], v["stat"], v["readdir"], v["unlink"], v["write"], v["write_durable"], v["read_cold"], v["read_warm"], v["read_remount"]
 		}' "$res"
 	done
 done
@@ -337,7 +374,7 @@ function fmt(x) {
 function ratio(a, b) { return b > 0 && a >= 0 ? sprintf("%.2fx", a / b) : "-" }
 { n = ++cnt[$1, $2]; val[$1, $2, n] = $3 }
 END {
-	split("create create_durable stat readdir unlink write write_durable read_cold read_warm", ms, " ")
+	split("create create_durable stat readdir unlink write write_durable read_cold read_warm read_remount", ms, " ")
 	label["create"] = "create+write+close (files/s)"
 	label["create_durable"] = "  ... until durable (files/s)"
 	label["stat"] = "stat, dentries dropped (/s)"
@@ -347,6 +384,7 @@ END {
 	label["write_durable"] = "  ... until durable (MiB/s)"
 	label["read_cold"] = "seq read, cold (MiB/s)"
 	label["read_warm"] = "seq read, warm (MiB/s)"
+	label["read_remount"] = "  ... cold after remount (MiB/s)"
 	printf "medians of %d runs; small files: %d x %s KB text; big file: %d MiB random bytes\n\n", runs, files, kb, mb
 	printf "%-31s %12s %12s %12s %12s %9s %9s\n", "", "lodefs", "lodefs", "bindfs", "disk", "fsync/", "close/"
 	printf "%-31s %12s %12s %12s %12s %9s %9s\n", "", "sync=fsync", "sync=close", "", "", "bindfs", "bindfs"
@@ -389,7 +427,7 @@ if [ -n "$perfdir" ]; then
 	perf_on=1
 	for t in lodefs-fsync lodefs-close; do
 		one "$t"
-		for p in create stat unlink write read; do
+		for p in create stat unlink write read read_remount; do
 			f=$perfdir/$t.$p.data
 			[ -s "$f" ] || continue
 			perf report -i "$f" --stdio --no-children -g none \
