@@ -2,7 +2,7 @@
 """faultproxy.py - an HTTP/1.1 proxy in front of s3rver that breaks on demand.
 
     faultproxy.py --upstream HOST:PORT --control FILE --port-file FILE
-                  [--secret SECRET]
+                  [--secret SECRET] [--count-file FILE]
 
 Listens on 127.0.0.1 (a free port, written to --port-file) and forwards
 each request byte for byte to --upstream, Host header included: the
@@ -14,6 +14,13 @@ canonical URI and query rebuilt from the decoded request, every x-amz-*
 header signed, x-amz-content-sha256 equal to the body's SHA-256): a
 request that fails gets 403 SignatureDoesNotMatch (or 400
 XAmzContentSHA256Mismatch) and a line on stderr saying why.
+
+With --count-file, every request received is counted, and FILE is
+rewritten (atomically, by rename) after each one with lines "KIND N":
+total, then GET, PUT, HEAD, DELETE, POST and LIST (a GET of the bucket
+itself: ListObjects, ListObjectsV2, GetBucketLocation...; not in GET).
+SIGUSR1 sets the counts to 0 and rewrites FILE.  The benchmarks in
+tools/bench/ count every client's requests this way.
 
 The control file holds lines "COUNT ACTION [ARG]"; each request takes
 the first line (COUNT goes down by one, a line at 0 is removed; COUNT
@@ -32,6 +39,7 @@ import argparse
 import hashlib
 import hmac
 import os
+import signal
 import socket
 import socketserver
 import struct
@@ -47,6 +55,40 @@ CODES = {500: ("InternalError", "Internal Server Error"),
          400: ("InvalidArgument", "Bad Request")}
 
 control_lock = threading.Lock()
+
+COUNT_KINDS = ("total", "GET", "PUT", "HEAD", "DELETE", "POST", "LIST")
+count_lock = threading.Lock()
+counts = dict.fromkeys(COUNT_KINDS, 0)
+count_file = None
+
+
+def count_write():
+    """Rewrites the count file; the caller holds count_lock."""
+    tmp = count_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines("%s %d\n" % (k, counts[k]) for k in COUNT_KINDS)
+    os.replace(tmp, count_file)
+
+
+def count_request(method, target):
+    if not count_file:
+        return
+    path = target.partition("?")[0]
+    kind = method if method in counts else "POST"
+    # Path style: /BUCKET or /BUCKET/ is the bucket itself.
+    if method == "GET" and path.strip("/").count("/") == 0:
+        kind = "LIST"
+    with count_lock:
+        counts["total"] += 1
+        counts[kind] += 1
+        count_write()
+
+
+def count_reset(*_):
+    with count_lock:
+        for k in COUNT_KINDS:
+            counts[k] = 0
+        count_write()
 
 
 def take_fault(path):
@@ -234,6 +276,7 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()
         raw_body, body = read_body(self.rfile, headers)
+        count_request(method, target)
         action, arg = take_fault(self.server.control)
         if self.server.secret and not target.startswith("/__"):
             bad = check_sigv4(self.server.secret, method, target, headers,
@@ -309,7 +352,13 @@ def main():
     ap.add_argument("--control", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--secret")
+    ap.add_argument("--count-file")
     a = ap.parse_args()
+    if a.count_file:
+        global count_file
+        count_file = a.count_file
+        count_reset()
+        signal.signal(signal.SIGUSR1, count_reset)
     host, port = a.upstream.rsplit(":", 1)
     srv = Server(("127.0.0.1", 0), Handler)
     srv.upstream = (host, int(port))
