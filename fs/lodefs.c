@@ -302,7 +302,8 @@ static int lodefs_open_store(struct fs *fs, const struct lodefs_cli *c)
 			"Run `lode fsck %s` to list every problem; nothing "
 			"was changed.\n",
 			fs->opts.store_path, store_last_error(),
-			fs->opts.store_path);
+			fs->opts.remote ? fs->opts.source
+					: fs->opts.store_path);
 	} else if (rc) {
 		fprintf(stderr, "lodefs: cannot open the store %s: %s%s%s\n",
 			fs->opts.store_path, strerror(-rc),

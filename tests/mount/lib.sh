@@ -136,17 +136,100 @@ need_lodefs() {
 	need_cmd fusermount3 mountpoint
 }
 
-# ---- mounting -------------------------------------------------------------
-
 # lodefs__key PATH: the absolute path that names a mount in the tables.
 lodefs__key() { realpath -m -- "$1"; }
 
+# ---- the backend -------------------------------------------------------------
+#
+# The suites name their stores as local directories (SRC).  With
+# LODEFS_TEST_BACKEND=s3 (meson's mount_s3_* tests, which run under
+# tests/s3/run_with_s3rver.sh) the same suites run against S3 instead:
+# lodefs_mount maps SRC to s3://$LODEFS_S3_BUCKET/PREFIX on
+# $LODEFS_S3_ENDPOINT, with its cache in SRC/.s3-cache.  The PREFIX is made
+# the first time SRC is named and kept in SRC/.s3-prefix, so a remount of
+# SRC is the same store with the same cache, and removing SRC makes the next
+# mount of it a fresh, empty store, as with a local directory.
+
+# lodefs_backend: prints local or s3, the kind of store the suite runs on.
+lodefs_backend() {
+	if [ "${LODEFS_TEST_BACKEND:-local}" = s3 ]; then echo s3; else echo local; fi
+}
+
+if [ "$(lodefs_backend)" = s3 ]; then
+	[ -n "${LODEFS_S3_ENDPOINT:-}" ] && [ -n "${LODEFS_S3_BUCKET:-}" ] ||
+		bail_out "LODEFS_TEST_BACKEND=s3 needs tests/s3/run_with_s3rver.sh"
+	# for `lode ... s3://...` (lodefs itself gets -o endpoint=)
+	export AWS_ENDPOINT_URL=$LODEFS_S3_ENDPOINT
+fi
+
+# lodefs_s3_prefix SRC: the S3 prefix that stands for the store SRC (made,
+# with SRC, the first time).
+lodefs_s3_prefix() {
+	local src
+	src=$(lodefs__key "$1")
+	if ! [ -s "$src/.s3-prefix" ]; then
+		mkdir -p "$src" || return 1
+		# the path (unique while $T lives) and a random part (a new
+		# store once SRC is removed)
+		printf '%s-%s%s\n' "$(printf '%s' "$src" | tr -c 'A-Za-z0-9._-' '_' |
+			sed 's/^_*//')" "$RANDOM" "$RANDOM" >"$src/.s3-prefix" || return 1
+	fi
+	cat "$src/.s3-prefix"
+}
+
+# lodefs_source SRC: the SOURCE that names the store SRC, for lodefs or
+# `lode` (which finds the endpoint in AWS_ENDPOINT_URL): SRC itself, or
+# s3://BUCKET/PREFIX under S3.
+lodefs_source() {
+	if [ "$(lodefs_backend)" = s3 ]; then
+		echo "s3://$LODEFS_S3_BUCKET/$(lodefs_s3_prefix "$1")"
+	else
+		echo "$1"
+	fi
+}
+
+# lodefs_s3_curl METHOD KEY [CURL-ARG...]: one signed request for KEY in the
+# test bucket on s3rver itself (not the proxy); the body on stdout.
+lodefs_s3_curl() {
+	local method=$1 key=$2
+	shift 2
+	curl -sS -f -X "$method" --aws-sigv4 "aws:amz:us-east-1:s3" \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+		"$@" "$LODEFS_S3_ENDPOINT/$LODEFS_S3_BUCKET/$key"
+}
+
+# lodefs_s3_list PREFIX: the keys in the test bucket under PREFIX, one a line.
+lodefs_s3_list() {
+	local token= out
+	while :; do
+		out=$(curl -sS -f --aws-sigv4 "aws:amz:us-east-1:s3" \
+			--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+			-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -G \
+			--data-urlencode "list-type=2" --data-urlencode "prefix=$1" \
+			${token:+--data-urlencode "continuation-token=$token"} \
+			"$LODEFS_S3_ENDPOINT/$LODEFS_S3_BUCKET") || return 1
+		printf '%s\n' "$out" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'
+		token=$(printf '%s\n' "$out" |
+			sed -n 's/.*<NextContinuationToken>\([^<]*\)<.*/\1/p')
+		[ -n "$token" ] || return 0
+	done
+}
+
+# ---- mounting -------------------------------------------------------------
+
 # lodefs_mount SRC MNT [OPT...]: mounts lodefs (daemon output in $T); returns 0
 # once MNT is a mountpoint, 1 (showing the log) if the daemon exits or 10 s pass.
+# Under S3, SRC stands for an S3 prefix (lodefs_source).
 lodefs_mount() {
 	local src=$1 mnt log pid opts i
 	mnt=$(lodefs__key "$2")
 	shift 2
+	if [ "$(lodefs_backend)" = s3 ] && [[ "$src" != s3://* ]]; then
+		set -- "endpoint=$LODEFS_S3_ENDPOINT" \
+			"cache_dir=$(lodefs__key "$src")/.s3-cache" "$@"
+		src=$(lodefs_source "$src") || return 1
+	fi
 	opts=$(IFS=,; echo "$*")
 	mkdir -p "$mnt" || return 1
 	log=$(mktemp "${LODEFS_LOGDIR:-$T}/lodefs.XXXXXX.log")
