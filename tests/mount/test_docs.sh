@@ -479,8 +479,12 @@ is "$out" "True True True True" \
 lodefs_umount "$mnt"
 ok $? "unmount exits 0"
 # damage r.bin's bytes in the checkpoint's values object, in the middle
-# (the local backend escapes the ends of directory names: ckpt%/<id>%/values)
-out=$(python3 - "$src" "$L/r.bin" <<'PY'
+# (the local backend escapes the ends of directory names: ckpt%/<id>%/values).
+# On S3 the objects are in the bucket and the cache re-fetches a damaged
+# copy: damaged objects are tested there by mount_s3 and mount_s3_lifecycle.
+local_only=0
+[ "$(lodefs_backend)" = local ] && local_only=1
+[ "$local_only" = 1 ] && out=$(python3 - "$src" "$L/r.bin" <<'PY'
 import glob, sys
 r = open(sys.argv[2], "rb").read()
 n = 0
@@ -495,15 +499,26 @@ for v in glob.glob(sys.argv[1] + "/ckpt*/*/values"):
 print(n)
 PY
 )
-is "$out" 1 "flip a byte of r.bin in the checkpoint's values object"
+if [ "$local_only" = 1 ]; then
+	is "$out" 1 "flip a byte of r.bin in the checkpoint's values object"
+else
+	skip "flip a byte of r.bin in the checkpoint's values object" "local store only"
+fi
 lodefs_mount "$src" "$mnt"
 ok $? "the store mounts with a damaged value (open reads no value)" || done_testing
-! cat "$mnt/docs/r.bin" >/dev/null 2>"$T/damaged.err"
-ok $? "reading the damaged document fails"
-grep -q 'Input/output error' "$T/damaged.err"
-ok $? "with EIO"
-grep 'r.bin' "$mnt/.lodefs/errors" | grep -q checksum
-ok $? ".lodefs/errors names the document and the checksum"
+if [ "$local_only" = 1 ]; then
+	! cat "$mnt/docs/r.bin" >/dev/null 2>"$T/damaged.err"
+	ok $? "reading the damaged document fails"
+	grep -q 'Input/output error' "$T/damaged.err"
+	ok $? "with EIO"
+	grep 'r.bin' "$mnt/.lodefs/errors" | grep -q checksum
+	ok $? ".lodefs/errors names the document and the checksum"
+else
+	for d in "reading the damaged document fails" "with EIO" \
+		".lodefs/errors names the document and the checksum"; do
+		skip "$d" "local store only"
+	done
+fi
 is "$(cat "$mnt/docs/s.txt")" "small and intact" "the other documents still read"
 ok_cmd "the patched file reads as written" cmp "$L/w.want" "$mnt/docs/w.bin"
 still_up "a damaged value"
