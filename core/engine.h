@@ -147,6 +147,16 @@ void engine_batch_free(struct engine_batch *b); /* accepts NULL */
 
 int engine_batch_put_json(struct engine_batch *b, const char *coll,
 			  const char *key, const char *json, size_t len);
+/*
+ * engine_batch_put_json for text the caller has checked already: `json`
+ * must be what engine_batch_put_json accepts, one JSON object, and have no
+ * whitespace between tokens (a jansson JSON_COMPACT dump has none).  It is
+ * stored as given without being parsed again; the names and the length
+ * are checked as there.
+ */
+int engine_batch_put_json_compact(struct engine_batch *b, const char *coll,
+				  const char *key, const char *json,
+				  size_t len);
 int engine_batch_put_blob(struct engine_batch *b, const char *coll,
 			  const char *key, const void *data, size_t len);
 int engine_batch_put_vec(struct engine_batch *b, const char *coll,

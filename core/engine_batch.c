@@ -173,8 +173,13 @@ int engine_batch_put_json(struct engine_batch *b, const char *coll,
 	return rc;
 }
 
-int engine_batch_put_blob(struct engine_batch *b, const char *coll,
-			  const char *key, const void *data, size_t len)
+/*
+ * A put of a value that needs no copy of its own: the names, then `bad`
+ * (why the value is refused, or NULL), then its size.
+ */
+static int eng_batch_put(struct engine_batch *b, uint8_t type, const char *coll,
+			 const char *key, const void *val, size_t len,
+			 const char *bad)
 {
 	int rc;
 
@@ -183,12 +188,28 @@ int engine_batch_put_blob(struct engine_batch *b, const char *coll,
 	rc = eng_batch_names(b, coll, key, true);
 	if (rc)
 		return rc;
-	if (len && !data)
-		return eng_batch_poison(b, -EINVAL, coll, key, "NULL data");
+	if (bad)
+		return eng_batch_poison(b, -EINVAL, coll, key, bad);
 	if (len > ENGINE_VALUE_MAX)
 		return eng_batch_poison(b, -EINVAL, coll, key,
 					"value too large");
-	return eng_batch_add(b, ENG_OP_PUT, ENGINE_BLOB, coll, key, data, len);
+	return eng_batch_add(b, ENG_OP_PUT, type, coll, key, val, len);
+}
+
+int engine_batch_put_json_compact(struct engine_batch *b, const char *coll,
+				  const char *key, const char *json, size_t len)
+{
+	int object = json && len >= 2 && json[0] == '{' && json[len - 1] == '}';
+
+	return eng_batch_put(b, ENGINE_JSON, coll, key, json, len,
+			     object ? NULL : "JSON value is not an object");
+}
+
+int engine_batch_put_blob(struct engine_batch *b, const char *coll,
+			  const char *key, const void *data, size_t len)
+{
+	return eng_batch_put(b, ENGINE_BLOB, coll, key, data, len,
+			     len && !data ? "NULL data" : NULL);
 }
 
 int engine_batch_put_vec(struct engine_batch *b, const char *coll,

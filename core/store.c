@@ -68,6 +68,51 @@ char *store_dump(const json_t *j)
 			  JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
+/*
+ * 1 if a compact jansson dump loads again as the engine loads JSON
+ * (json_loadb without flags): a NUL in a string, written \u0000, is
+ * refused there, and so is nesting deeper than the parser's limit (2048
+ * in jansson 2.14; the bound here is far below any version's).
+ */
+#define STORE_DUMP_DEPTH_MAX 256
+static int store_dump_loads(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	int depth = 0;
+
+	while (p < end) {
+		char c = *p++;
+
+		if (c == '"') {
+			/* to the closing quote, past escapes */
+			while (p < end && *p != '"') {
+				if (*p == '\\') {
+					if (end - p >= 6 &&
+					    memcmp(p, "\\u0000", 6) == 0)
+						return 0;
+					p++;
+				}
+				p++;
+			}
+			p++;
+		} else if (c == '{' || c == '[') {
+			if (++depth > STORE_DUMP_DEPTH_MAX)
+				return 0;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return 1;
+}
+
+int store_batch_put_dump(struct engine_batch *b, const char *coll,
+			 const char *key, const char *text, size_t len)
+{
+	if (store_dump_loads(text, len))
+		return engine_batch_put_json_compact(b, coll, key, text, len);
+	return engine_batch_put_json(b, coll, key, text, len);
+}
+
 int store_batch_put_obj(struct engine_batch *b, const char *coll,
 			const char *key, const json_t *j)
 {
@@ -76,7 +121,7 @@ int store_batch_put_obj(struct engine_batch *b, const char *coll,
 
 	if (!text)
 		return -ENOMEM;
-	rc = engine_batch_put_json(b, coll, key, text, strlen(text));
+	rc = store_batch_put_dump(b, coll, key, text, strlen(text));
 	free(text);
 	return rc;
 }

@@ -12,10 +12,9 @@
 #include "core/vec.h"
 
 /* Metadata keys LlamaIndex's SimpleDirectoryReader hides from LLM/embed. */
-static const char *const store_excluded_keys[] = {
-	"file_name",	 "file_type",	       "file_size",
-	"creation_date", "last_modified_date", "last_accessed_date",
-};
+#define STORE_EXCLUDED_JSON                                             \
+	"[\"file_name\",\"file_type\",\"file_size\",\"creation_date\"," \
+	"\"last_modified_date\",\"last_accessed_date\"]"
 
 static void store_hex128(const void *data, size_t len, char out[33])
 {
@@ -51,22 +50,32 @@ static void store_node_uuid(const char *doc_id, size_t chunk, char out[37])
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-/* Hash of a node's text and metadata, as LlamaIndex's doc_hash role. */
-static void store_node_hash(const char *text, size_t len, const json_t *meta,
-			    char out[33])
+/*
+ * Hash of a node's text and metadata (m, the metadata's store_dump, or
+ * NULL), as LlamaIndex's doc_hash role.
+ */
+static void store_text_hash(const char *text, size_t len, const char *m,
+			    size_t mlen, char out[33])
 {
-	char *m = store_dump(meta);
 	XXH3_state_t st;
 	XXH128_hash_t h;
 
 	XXH3_128bits_reset(&st);
 	XXH3_128bits_update(&st, text, len);
 	if (m)
-		XXH3_128bits_update(&st, m, strlen(m));
+		XXH3_128bits_update(&st, m, mlen);
 	h = XXH3_128bits_digest(&st);
-	free(m);
 	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
 		 (unsigned long long)h.low64);
+}
+
+static void store_node_hash(const char *text, size_t len, const json_t *meta,
+			    char out[33])
+{
+	char *m = store_dump(meta);
+
+	store_text_hash(text, len, m, m ? strlen(m) : 0, out);
+	free(m);
 }
 
 /* What Python's mimetypes.guess_type says for common text types. */
@@ -139,58 +148,166 @@ static json_t *store_doc_metadata(const struct store_doc *d, json_t *user)
 	return m;
 }
 
-static json_t *store_excluded(void)
-{
-	json_t *a = json_array();
-	size_t i;
+/*
+ * Node JSON is written as text, not built as a jansson tree and dumped:
+ * each node repeats its document's metadata two to four times.  The text
+ * is exactly what store_dump of that tree writes (compact, keys in
+ * insertion order, strings escaped as jansson escapes them).
+ */
+struct store_sbuf {
+	char *p;
+	size_t len, cap;
+	int err; /* an allocation failed: the text is incomplete */
+};
 
-	for (i = 0;
-	     i < sizeof(store_excluded_keys) / sizeof(*store_excluded_keys);
-	     i++)
-		json_array_append_new(a, json_string(store_excluded_keys[i]));
-	return a;
+static void store_sb_put(struct store_sbuf *b, const char *s, size_t n)
+{
+	if (b->err)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->err = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
 }
 
-static json_t *store_related(const char *id, const char *type,
-			     const json_t *meta, const char *hash)
+static void store_sb_str(struct store_sbuf *b, const char *s)
 {
-	json_t *r = json_object();
-
-	json_object_set_new(r, "node_id", json_string(id));
-	json_object_set_new(r, "node_type", json_string(type));
-	json_object_set_new(r, "metadata", json_deep_copy(meta));
-	json_object_set_new(r, "hash", json_string(hash));
-	json_object_set_new(r, "class_name", json_string("RelatedNodeInfo"));
-	return r;
+	store_sb_put(b, s, strlen(s));
 }
 
-/* A TextNode in the field order llama-index-core 0.12 writes. */
-static json_t *store_text_node(const char *id, const json_t *meta, json_t *rels,
-			       const char *text, size_t len, size_t start,
-			       size_t end)
+/* s[0..n), valid UTF-8, as a JSON string escaped as jansson's dump does. */
+static void store_sb_json_str(struct store_sbuf *b, const char *s, size_t n)
 {
-	json_t *n = json_object();
+	static const char named[] = "\"\\\b\f\n\r\t", as[] = "\"\\bfnrt";
+	const char *e;
+	size_t i = 0, run;
+	char esc[8];
 
-	json_object_set_new(n, "id_", json_string(id));
-	json_object_set_new(n, "embedding", json_null());
-	json_object_set_new(n, "metadata", json_deep_copy(meta));
-	json_object_set_new(n, "excluded_embed_metadata_keys",
-			    store_excluded());
-	json_object_set_new(n, "excluded_llm_metadata_keys", store_excluded());
-	json_object_set_new(n, "relationships", rels);
-	json_object_set_new(n, "metadata_template",
-			    json_string("{key}: {value}"));
-	json_object_set_new(n, "metadata_separator", json_string("\n"));
-	json_object_set_new(n, "text", json_stringn(text, len));
-	json_object_set_new(n, "mimetype", json_string("text/plain"));
-	json_object_set_new(n, "start_char_idx",
-			    json_integer((json_int_t)start));
-	json_object_set_new(n, "end_char_idx", json_integer((json_int_t)end));
-	json_object_set_new(n, "metadata_seperator", json_string("\n"));
-	json_object_set_new(n, "text_template",
-			    json_string("{metadata_str}\n\n{content}"));
-	json_object_set_new(n, "class_name", json_string("TextNode"));
-	return n;
+	store_sb_put(b, "\"", 1);
+	while (i < n) {
+		for (run = i; run < n; run++) {
+			unsigned char c = (unsigned char)s[run];
+
+			if (c < 0x20 || c == '"' || c == '\\')
+				break;
+		}
+		store_sb_put(b, s + i, run - i);
+		if (run == n)
+			break;
+		e = memchr(named, s[run], sizeof(named) - 1);
+		if (e)
+			snprintf(esc, sizeof(esc), "\\%c", as[e - named]);
+		else
+			snprintf(esc, sizeof(esc), "\\u%04X",
+				 (unsigned)(unsigned char)s[run]);
+		store_sb_str(b, esc);
+		i = run + 1;
+	}
+	store_sb_put(b, "\"", 1);
+}
+
+static void store_sb_int(struct store_sbuf *b, json_int_t v)
+{
+	char num[32];
+
+	store_sb_put(
+		b, num,
+		(size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, v));
+}
+
+/* What each node of one document repeats. */
+struct store_node_doc {
+	const char *meta; /* store_dump of the metadata */
+	size_t meta_len;
+	struct store_sbuf id; /* the document id as a JSON string */
+	const char *hash;     /* the document's doc_hash */
+};
+
+/* A RelatedNodeInfo; id is a JSON string (quoted and escaped). */
+static void store_sb_related(struct store_sbuf *b, const char *id,
+			     size_t id_len, const char *type,
+			     const struct store_node_doc *nd, const char *hash)
+{
+	store_sb_str(b, "{\"node_id\":");
+	store_sb_put(b, id, id_len);
+	store_sb_str(b, ",\"node_type\":\"");
+	store_sb_str(b, type);
+	store_sb_str(b, "\",\"metadata\":");
+	store_sb_put(b, nd->meta, nd->meta_len);
+	store_sb_str(b, ",\"hash\":\"");
+	store_sb_str(b, hash);
+	store_sb_str(b, "\",\"class_name\":\"RelatedNodeInfo\"}");
+}
+
+/* A neighbour node of the same document (ids are plain UUIDs). */
+static void store_sb_neighbour(struct store_sbuf *b, const char *rel,
+			       const struct store_node_doc *nd, const char *id,
+			       const char *hash)
+{
+	char quoted[40];
+
+	store_sb_str(b, ",\"");
+	store_sb_str(b, rel);
+	store_sb_str(b, "\":");
+	snprintf(quoted, sizeof(quoted), "\"%s\"", id);
+	store_sb_related(b, quoted, strlen(quoted), STORE_TYPE_TEXT, nd, hash);
+}
+
+/*
+ * Node i of n (ids and hashes: all the document's) as docstore/data holds
+ * it: {"__data__": TextNode in the field order llama-index-core 0.12
+ * writes, "__type__": "1"}.  A text that is not UTF-8 (a chunk cut inside
+ * a character) is left out, as json_stringn refuses it.
+ */
+static void store_sb_node(struct store_sbuf *b, const struct store_node_doc *nd,
+			  char (*ids)[37], char (*hashes)[33], size_t i,
+			  size_t n, const struct text_chunk *c,
+			  const char *text, int utf8)
+{
+	store_sb_str(b, "{\"__data__\":{\"id_\":\"");
+	store_sb_str(b, ids[i]);
+	store_sb_str(b, "\",\"embedding\":null,\"metadata\":");
+	store_sb_put(b, nd->meta, nd->meta_len);
+	store_sb_str(b, ",\"excluded_embed_metadata_keys\":" STORE_EXCLUDED_JSON
+			",\"excluded_llm_metadata_keys\":" STORE_EXCLUDED_JSON
+			",\"relationships\":{\"" STORE_REL_SOURCE "\":");
+	store_sb_related(b, nd->id.p, nd->id.len, STORE_TYPE_DOCUMENT, nd,
+			 nd->hash);
+	if (i > 0)
+		store_sb_neighbour(b, STORE_REL_PREVIOUS, nd, ids[i - 1],
+				   hashes[i - 1]);
+	if (i + 1 < n)
+		store_sb_neighbour(b, STORE_REL_NEXT, nd, ids[i + 1],
+				   hashes[i + 1]);
+	store_sb_str(b, "},\"metadata_template\":\"{key}: {value}\","
+			"\"metadata_separator\":\"\\n\",");
+	if (utf8) {
+		store_sb_str(b, "\"text\":");
+		store_sb_json_str(b, text, c->end - c->start);
+		store_sb_str(b, ",");
+	}
+	store_sb_str(b, "\"mimetype\":\"text/plain\",\"start_char_idx\":");
+	store_sb_int(b, (json_int_t)c->start_char);
+	store_sb_str(b, ",\"end_char_idx\":");
+	store_sb_int(b, (json_int_t)c->end_char);
+	store_sb_str(
+		b,
+		",\"metadata_seperator\":\"\\n\",\"text_template\":"
+		"\"{metadata_str}\\n\\n{content}\","
+		"\"class_name\":\"TextNode\"},\"__type__\":\"" STORE_TYPE_TEXT
+		"\"}");
 }
 
 static json_t *store_wrap(json_t *data, const char *type)
@@ -302,11 +419,13 @@ int store_check_path(const char *what, const char *id)
 
 /* Splits text into nodes and adds them, their vectors and ref info to b. */
 static int store_batch_ingest(struct store *s, struct engine_batch *b,
+			      struct store_hints *hints,
 			      const struct store_doc *d, const json_t *meta,
-			      const char *doc_hash)
+			      struct store_node_doc *nd)
 {
 	struct text_chunk *chunks = NULL;
 	char(*ids)[37] = NULL, (*hashes)[33] = NULL;
+	struct store_sbuf node = { 0 }, nm = { 0 };
 	json_t *node_ids = json_array(), *info = NULL, *dmeta = NULL;
 	size_t n = 0, i;
 	int rc;
@@ -323,39 +442,36 @@ static int store_batch_ingest(struct store *s, struct engine_batch *b,
 	}
 	for (i = 0; i < n; i++) {
 		store_node_uuid(d->id, i, ids[i]);
-		store_node_hash((const char *)d->data + chunks[i].start,
-				chunks[i].end - chunks[i].start, meta,
-				hashes[i]);
+		store_text_hash((const char *)d->data + chunks[i].start,
+				chunks[i].end - chunks[i].start, nd->meta,
+				nd->meta_len, hashes[i]);
 	}
 	for (i = 0; i < n && !rc; i++) {
 		const char *text = (const char *)d->data + chunks[i].start;
 		size_t len = chunks[i].end - chunks[i].start;
-		json_t *rels = json_object(), *node, *nm;
+		int utf8 = text_is_utf8(text, len);
 
-		json_object_set_new(rels, STORE_REL_SOURCE,
-				    store_related(d->id, STORE_TYPE_DOCUMENT,
-						  meta, doc_hash));
-		if (i > 0)
-			json_object_set_new(rels, STORE_REL_PREVIOUS,
-					    store_related(ids[i - 1],
-							  STORE_TYPE_TEXT, meta,
-							  hashes[i - 1]));
-		if (i + 1 < n)
-			json_object_set_new(rels, STORE_REL_NEXT,
-					    store_related(ids[i + 1],
-							  STORE_TYPE_TEXT, meta,
-							  hashes[i + 1]));
-		node = store_text_node(ids[i], meta, rels, text, len,
-				       chunks[i].start_char,
-				       chunks[i].end_char);
-		node = store_wrap(node, STORE_TYPE_TEXT);
-		rc = store_batch_put_obj(b, STORE_C_DATA, ids[i], node);
-		json_decref(node);
-		nm = json_pack("{s:s,s:s}", "doc_hash", hashes[i], "ref_doc_id",
-			       d->id);
+		node.len = 0;
+		store_sb_node(&node, nd, ids, hashes, i, n, &chunks[i], text,
+			      utf8);
+		nm.len = 0;
+		store_sb_str(&nm, "{\"doc_hash\":\"");
+		store_sb_str(&nm, hashes[i]);
+		store_sb_str(&nm, "\",\"ref_doc_id\":");
+		store_sb_put(&nm, nd->id.p, nd->id.len);
+		store_sb_str(&nm, "}");
+		if (node.err || nm.err) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = store_batch_put_dump(b, STORE_C_DATA, ids[i], node.p,
+					  node.len);
+		if (!rc && hints && utf8)
+			rc = store_hints_add(hints, ids[i], node.p, node.len,
+					     text, len);
 		if (!rc)
-			rc = store_batch_put_obj(b, STORE_C_META, ids[i], nm);
-		json_decref(nm);
+			rc = store_batch_put_dump(b, STORE_C_META, ids[i], nm.p,
+						  nm.len);
 		if (!rc)
 			rc = store_batch_builtin_vec(s, b, ids[i], text, len);
 		json_array_append_new(node_ids, json_string(ids[i]));
@@ -363,7 +479,7 @@ static int store_batch_ingest(struct store *s, struct engine_batch *b,
 	if (rc)
 		goto out;
 	info = json_pack("{s:O,s:O}", "node_ids", node_ids, "metadata", meta);
-	dmeta = json_pack("{s:s}", "doc_hash", doc_hash);
+	dmeta = json_pack("{s:s}", "doc_hash", nd->hash);
 	if (!info || !dmeta) {
 		rc = -ENOMEM;
 		goto out;
@@ -375,9 +491,34 @@ out:
 	json_decref(info);
 	json_decref(dmeta);
 	json_decref(node_ids);
+	free(node.p);
+	free(nm.p);
 	free(ids);
 	free(hashes);
 	text_chunks_free(chunks, n);
+	return rc;
+}
+
+/* Ingests d with its metadata: the doc_hash, then the nodes. */
+static int store_batch_ingest_doc(struct store *s, struct engine_batch *b,
+				  struct store_hints *hints,
+				  const struct store_doc *d, const json_t *meta)
+{
+	struct store_node_doc nd = { 0 };
+	char *m = store_dump(meta), doc_hash[33];
+	int rc = -ENOMEM;
+
+	if (m) {
+		nd.meta = m;
+		nd.meta_len = strlen(m);
+		nd.hash = doc_hash;
+		store_sb_json_str(&nd.id, d->id, strlen(d->id));
+		store_text_hash(d->data, d->len, m, nd.meta_len, doc_hash);
+		if (!nd.id.err)
+			rc = store_batch_ingest(s, b, hints, d, meta, &nd);
+	}
+	free(nd.id.p);
+	free(m);
 	return rc;
 }
 
@@ -444,12 +585,12 @@ static json_t *store_old_record(struct store *s, const char *id)
  * it STORE_INDEXED.
  */
 int store_batch_doc_json(struct store *s, struct engine_batch *b,
-			 char *const *nss, const struct store_doc *d,
-			 json_t *user, int *result)
+			 struct store_hints *hints, char *const *nss,
+			 const struct store_doc *d, json_t *user, int *result)
 {
 	struct store_doc v = *d; /* d with its defaults resolved */
 	json_t *old = NULL, *meta = NULL, *file = NULL;
-	char hash[33], doc_hash[33];
+	char hash[33];
 	int text, same, rc;
 
 	rc = store_check_path("document id", d->id);
@@ -495,10 +636,8 @@ int store_batch_doc_json(struct store *s, struct engine_batch *b,
 		goto out;
 	if (same)
 		rc = store_batch_del_ref_doc(s, b, nss, d->id);
-	if (!rc) {
-		store_node_hash(d->data, d->len, meta, doc_hash);
-		rc = store_batch_ingest(s, b, &v, meta, doc_hash);
-	}
+	if (!rc)
+		rc = store_batch_ingest_doc(s, b, hints, &v, meta);
 	*result = STORE_INDEXED;
 out:
 	json_decref(old);
@@ -507,7 +646,8 @@ out:
 	return rc;
 }
 
-int store_batch_doc(struct store *s, struct engine_batch *b, char *const *nss,
+int store_batch_doc(struct store *s, struct engine_batch *b,
+		    struct store_hints *hints, char *const *nss,
 		    const struct store_doc *d, int *result)
 {
 	json_t *user = NULL;
@@ -519,7 +659,7 @@ int store_batch_doc(struct store *s, struct engine_batch *b, char *const *nss,
 		if (rc)
 			return rc;
 	}
-	rc = store_batch_doc_json(s, b, nss, d, user, result);
+	rc = store_batch_doc_json(s, b, hints, nss, d, user, result);
 	json_decref(user);
 	return rc;
 }
@@ -540,6 +680,7 @@ int store_batch_doc_del(struct store *s, struct engine_batch *b,
 int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
 		   int *results)
 {
+	struct store_hints hints = { 0 };
 	struct engine_batch *b = NULL;
 	char **nss = NULL;
 	size_t i, j;
@@ -563,12 +704,12 @@ int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
 		if (j < n)
 			continue;
 		r = STORE_UNCHANGED;
-		rc = store_batch_doc(s, b, nss, &docs[i], &r);
+		rc = store_batch_doc(s, b, &hints, nss, &docs[i], &r);
 		if (results)
 			results[i] = r;
 	}
 	if (!rc)
-		rc = engine_commit(s->eng, b);
+		rc = store_commit_hinted(s, b, &hints);
 	if (!rc && results)
 		for (i = 0; i < n; i++)
 			for (j = i + 1; j < n; j++)
@@ -576,6 +717,7 @@ int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
 					results[i] = results[j];
 out:
 	engine_batch_free(b);
+	store_hints_free(&hints);
 	store_free_strv(nss);
 	pthread_mutex_unlock(&s->wlock);
 	return rc;
@@ -906,34 +1048,4 @@ out:
 	json_decref(old);
 	pthread_mutex_unlock(&s->wlock);
 	return rc;
-}
-
-/* --- the keyword index follows docstore/data ---------------------------- */
-
-void store_observe(void *arg, const char *coll, const char *key,
-		   enum engine_type type, const void *data, size_t len,
-		   unsigned flags)
-{
-	struct store *s = arg;
-	json_t *w, *text;
-
-	if (flags & ENGINE_OBS_REMOTE)
-		store_note_change(s, coll, key, flags);
-	if (strcmp(coll, STORE_C_DATA) != 0)
-		return;
-	/* A keyword index loaded from the checkpoint already has these. */
-	if ((flags & ENGINE_OBS_CHECKPOINT) && s->bm25_loaded)
-		return;
-	if (type != ENGINE_JSON) {
-		text_index_del(s->bm25, key);
-		return;
-	}
-	w = json_loadb(data, len, 0, NULL);
-	text = json_object_get(json_object_get(w, "__data__"), "text");
-	if (json_is_string(text))
-		text_index_put(s->bm25, key, json_string_value(text),
-			       json_string_length(text));
-	else
-		text_index_del(s->bm25, key);
-	json_decref(w);
 }

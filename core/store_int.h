@@ -91,6 +91,46 @@ char *store_dump(const json_t *j);
 int store_batch_put_obj(struct engine_batch *b, const char *coll,
 			const char *key, const json_t *j);
 
+/*
+ * Adds `text` (len bytes), the compact dump of a jansson value (as
+ * store_dump writes it), under coll/key to `b`: it is not parsed again
+ * when the engine would accept it as it is, which is all but always.
+ */
+int store_batch_put_dump(struct engine_batch *b, const char *coll,
+			 const char *key, const char *text, size_t len);
+
+/*
+ * Hints for store_observe: the text of each node a batch puts in
+ * docstore/data, so that the observer does not parse again the JSON that
+ * was just built.  A hint names the node and the hash and length of its
+ * JSON; the observer uses it only for exactly those bytes, and parses
+ * whatever has no hint.  The builder of a batch owns its hints: a step
+ * rolled back cuts the hints it added (store_hints_cut to the count
+ * before the step), and store_commit_hinted commits the batch with them.
+ */
+struct store_hint {
+	char *key;  /* malloc'd, text follows it in the same block */
+	char *text; /* not NUL-terminated */
+	size_t text_len;
+	size_t json_len;
+	uint64_t json_hash; /* xxh3 of the JSON */
+};
+struct store_hints {
+	struct store_hint *v;
+	size_t n, cap;
+	size_t next; /* the observer's place (hints match in batch order) */
+};
+/* Adds the hint for node `key` put as `json`: 0 or -ENOMEM. */
+int store_hints_add(struct store_hints *h, const char *key, const char *json,
+		    size_t json_len, const char *text, size_t text_len);
+/* Drops the hints after the first n. */
+void store_hints_cut(struct store_hints *h, size_t n);
+/* Drops every hint and frees the array; *h may be used again. */
+void store_hints_free(struct store_hints *h);
+/* engine_commit of b with h (may be empty) handed to the observer. */
+int store_commit_hinted(struct store *s, struct engine_batch *b,
+			struct store_hints *h);
+
 /* Loads coll/key as a JSON object: 0, -ENOENT, or -EINVAL if damaged. */
 int store_get_object(struct store *s, const char *coll, const char *key,
 		     json_t **out);
@@ -131,15 +171,17 @@ int store_batch_del_node(struct engine_batch *b, char *const *nss,
  * state, as one document of store_docs_put: the content only if it
  * changed, the lodefs/files record only if it changed, the nodes only if
  * the content or their metadata changed.  *result gets the enum
- * store_put_result.  On error b may hold part of the records: the caller
- * rolls it back or drops it.
+ * store_put_result.  The nodes' hints go to `hints` (NULL: none).  On
+ * error b and hints may hold part of the records: the caller rolls them
+ * back or drops them.
  */
 int store_batch_doc_json(struct store *s, struct engine_batch *b,
-			 char *const *nss, const struct store_doc *d,
-			 json_t *user, int *result);
+			 struct store_hints *hints, char *const *nss,
+			 const struct store_doc *d, json_t *user, int *result);
 
 /* The same, with the user metadata parsed from d->user_meta. */
-int store_batch_doc(struct store *s, struct engine_batch *b, char *const *nss,
+int store_batch_doc(struct store *s, struct engine_batch *b,
+		    struct store_hints *hints, char *const *nss,
 		    const struct store_doc *d, int *result);
 
 /*

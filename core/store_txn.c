@@ -13,9 +13,23 @@ struct store_txn {
 	/* What the steps so far touched: each at most once. */
 	struct strset *docs;
 	struct strset *dirs;
-	struct strset *kvs; /* "coll\x1fkey" */
+	struct strset *kvs;	  /* "coll\x1fkey" */
+	struct store_hints hints; /* for the observer, at commit */
 	size_t steps;
 };
+
+/* Where a step began: the batch and the hints are cut back to it. */
+struct store_txn_mark {
+	struct engine_batch_mark b;
+	size_t hints;
+};
+
+static void store_txn_begin_step(const struct store_txn *t,
+				 struct store_txn_mark *m)
+{
+	engine_batch_mark(t->b, &m->b);
+	m->hints = t->hints.n;
+}
 
 int store_txn_begin(struct store *s, struct store_txn **out)
 {
@@ -52,6 +66,7 @@ static void store_txn_free(struct store_txn *t)
 	strset_free(t->docs);
 	strset_free(t->dirs);
 	strset_free(t->kvs);
+	store_hints_free(&t->hints);
 	free(t);
 }
 
@@ -67,7 +82,7 @@ int store_txn_commit(struct store_txn *t)
 
 	store_clear_error();
 	if (t->steps)
-		rc = engine_commit(t->s->eng, t->b);
+		rc = store_commit_hinted(t->s, t->b, &t->hints);
 	store_txn_free(t);
 	return rc;
 }
@@ -101,20 +116,22 @@ static int store_txn_nss(struct store_txn *t)
  * Ends a step begun at mark m: a failed one is taken out of the batch
  * again, so that the transaction goes on as if it had not been tried.
  */
-static int store_txn_end(struct store_txn *t, const struct engine_batch_mark *m,
+static int store_txn_end(struct store_txn *t, const struct store_txn_mark *m,
 			 int rc)
 {
-	if (rc)
-		engine_batch_rollback(t->b, m);
-	else
+	if (rc) {
+		engine_batch_rollback(t->b, &m->b);
+		store_hints_cut(&t->hints, m->hints);
+	} else {
 		t->steps++;
+	}
 	return rc;
 }
 
 int store_txn_doc_put(struct store_txn *t, const struct store_doc *d,
 		      int *result)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	int r = STORE_UNCHANGED, rc;
 
 	store_clear_error();
@@ -125,8 +142,8 @@ int store_txn_doc_put(struct store_txn *t, const struct store_doc *d,
 		rc = store_txn_nss(t);
 	if (rc)
 		return rc;
-	engine_batch_mark(t->b, &m);
-	rc = store_batch_doc(t->s, t->b, t->nss, d, &r);
+	store_txn_begin_step(t, &m);
+	rc = store_batch_doc(t->s, t->b, &t->hints, t->nss, d, &r);
 	if (!rc)
 		rc = strset_add(t->docs, d->id);
 	rc = store_txn_end(t, &m, rc);
@@ -137,7 +154,7 @@ int store_txn_doc_put(struct store_txn *t, const struct store_doc *d,
 
 int store_txn_doc_del(struct store_txn *t, const char *id)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	int rc;
 
 	store_clear_error();
@@ -150,7 +167,7 @@ int store_txn_doc_del(struct store_txn *t, const char *id)
 		rc = store_txn_nss(t);
 	if (rc)
 		return rc;
-	engine_batch_mark(t->b, &m);
+	store_txn_begin_step(t, &m);
 	rc = store_batch_doc_del(t->s, t->b, t->nss, id);
 	if (!rc)
 		rc = strset_add(t->docs, id);
@@ -208,7 +225,7 @@ static void store_txn_doc_from(struct store_doc *d, const char *id,
 int store_txn_doc_move(struct store_txn *t, const char *from, const char *to,
 		       uint64_t ino)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	struct store_doc d;
 	json_t *rec = NULL;
 	void *data = NULL;
@@ -237,10 +254,10 @@ int store_txn_doc_move(struct store_txn *t, const char *from, const char *to,
 		d.ino = ino;
 	if (!d.ino)
 		d.ino = store_new_ino(to);
-	engine_batch_mark(t->b, &m);
+	store_txn_begin_step(t, &m);
 	rc = store_batch_doc_del(t->s, t->b, t->nss, from);
 	if (!rc)
-		rc = store_batch_doc_json(t->s, t->b, t->nss, &d,
+		rc = store_batch_doc_json(t->s, t->b, &t->hints, t->nss, &d,
 					  store_txn_xattrs(rec), &r);
 	if (!rc)
 		rc = strset_add(t->docs, from);
@@ -256,7 +273,7 @@ out:
 int store_txn_doc_attr(struct store_txn *t, const char *id, unsigned mode,
 		       time_t mtime, time_t ctime, const char *xattrs)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	json_t *rec = NULL, *user = NULL;
 	struct store_doc d;
 	void *data = NULL;
@@ -280,9 +297,9 @@ int store_txn_doc_attr(struct store_txn *t, const char *id, unsigned mode,
 	d.mode = mode;
 	d.mtime = mtime;
 	d.ctime = ctime;
-	engine_batch_mark(t->b, &m);
+	store_txn_begin_step(t, &m);
 	/* the content is the same: only the record and maybe the nodes */
-	rc = store_batch_doc_json(t->s, t->b, t->nss, &d,
+	rc = store_batch_doc_json(t->s, t->b, &t->hints, t->nss, &d,
 				  user ? user : store_txn_xattrs(rec), &r);
 	if (!rc)
 		rc = strset_add(t->docs, id);
@@ -297,7 +314,7 @@ out:
 int store_txn_dir_put(struct store_txn *t, const char *path,
 		      const struct store_dir *d)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	json_t *old = NULL, *rec = NULL;
 	time_t mtime = d->mtime ? d->mtime : time(NULL);
 	uint64_t ino = d->ino;
@@ -325,7 +342,7 @@ int store_txn_dir_put(struct store_txn *t, const char *path,
 		rc = -ENOMEM;
 		goto out;
 	}
-	engine_batch_mark(t->b, &m);
+	store_txn_begin_step(t, &m);
 	if (!json_equal(old, rec))
 		rc = store_batch_put_obj(t->b, STORE_C_DIRS, path, rec);
 	if (!rc)
@@ -339,7 +356,7 @@ out:
 
 int store_txn_dir_del(struct store_txn *t, const char *path)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	int rc;
 
 	store_clear_error();
@@ -350,7 +367,7 @@ int store_txn_dir_del(struct store_txn *t, const char *path)
 		rc = store_fail(-ENOENT, "no directory %s recorded", path);
 	if (rc)
 		return rc;
-	engine_batch_mark(t->b, &m);
+	store_txn_begin_step(t, &m);
 	rc = engine_batch_del(t->b, STORE_C_DIRS, path);
 	if (!rc)
 		rc = strset_add(t->dirs, path);
@@ -378,7 +395,7 @@ static char *store_txn_kv_key(const char *coll, const char *key)
 static int store_txn_kv(struct store_txn *t, const char *coll, const char *key,
 			json_t *j)
 {
-	struct engine_batch_mark m;
+	struct store_txn_mark m;
 	char *k = store_txn_kv_key(coll, key);
 	int rc = k ? 0 : -ENOMEM;
 
@@ -391,7 +408,7 @@ static int store_txn_kv(struct store_txn *t, const char *coll, const char *key,
 		rc = store_fail(-ENOENT, "no %s/%s", coll, key);
 	if (rc)
 		goto out;
-	engine_batch_mark(t->b, &m);
+	store_txn_begin_step(t, &m);
 	rc = j ? store_batch_put_obj(t->b, coll, key, j)
 	       : engine_batch_del(t->b, coll, key);
 	if (!rc)

@@ -14,9 +14,6 @@
 
 #define FS_XATTR_PREFIX	   "user."
 #define FS_XATTR_VALUE_MAX 65536
-/* sync=fsync: a background commit as soon as this much is waiting */
-#define FS_PEND_BYTES_MAX (32u << 20)
-#define FS_PEND_DOCS_MAX  4096
 
 /* --- the tree ------------------------------------------------------------- */
 
@@ -465,6 +462,19 @@ int fs_docs_list(struct fs *fs, struct fs_ino *dir, struct fs_dirlist *l)
 
 /* --- namespace ------------------------------------------------------------ */
 
+/* For a change of the namespace that commits: docs_mu, then ns_mu. */
+static void fs_ns_lock(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->docs_mu);
+	pthread_mutex_lock(&fs->ns_mu);
+}
+
+static void fs_ns_unlock(struct fs *fs)
+{
+	pthread_mutex_unlock(&fs->ns_mu);
+	pthread_mutex_unlock(&fs->docs_mu);
+}
+
 static int fs_docs_parent_path(struct fs_ino *dir, const char *name,
 			       char **path)
 {
@@ -485,7 +495,7 @@ int fs_docs_create(struct fs *fs, struct fs_ino *dir, const char *name,
 	struct fs_ino *ip = NULL;
 	struct fs_handle *h;
 	char *path;
-	int rc = fs_docs_parent_path(dir, name, &path);
+	int rc = fs_docs_parent_path(dir, name, &path), all_locks = 0;
 
 	if (rc) {
 		fs_error(fs, dir->keys[0], "refused name: %s",
@@ -494,7 +504,27 @@ int fs_docs_create(struct fs *fs, struct fs_ino *dir, const char *name,
 		return rc;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	pthread_mutex_lock(&fs->docs_mu);
+	/* ns_mu alone: a create does not wait for a commit round ... */
+	pthread_mutex_lock(&fs->ns_mu);
+	if (fs_dels_has(fs, path)) {
+		/*
+		 * ... unless the path was removed and its deletion is not
+		 * committed yet: it is committed first (after the round
+		 * that may hold it), so that it cannot delete the new
+		 * document or bring the old one back.
+		 */
+		pthread_mutex_unlock(&fs->ns_mu);
+		fs_ns_lock(fs);
+		all_locks = 1;
+		if (fs_dels_has(fs, path) && fs_dels_flush(fs)) {
+			fs_error(fs, path,
+				 "create failed: the removal before it did "
+				 "not commit");
+			fs_ns_unlock(fs);
+			free(path);
+			return -EIO;
+		}
+	}
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_find(fs, path);
 	if (d) {
@@ -520,7 +550,10 @@ int fs_docs_create(struct fs *fs, struct fs_ino *dir, const char *name,
 	fs_docs_fill(fs, d, e);
 out:
 	pthread_mutex_unlock(&fs->mu);
-	pthread_mutex_unlock(&fs->docs_mu);
+	if (all_locks)
+		fs_ns_unlock(fs);
+	else
+		pthread_mutex_unlock(&fs->ns_mu);
 	free(path);
 	if (rc)
 		return rc;
@@ -552,12 +585,13 @@ int fs_docs_mkdir(struct fs *fs, struct fs_ino *dir, const char *name,
 {
 	struct fs_dent nd = { 0 }, *d;
 	struct store_txn *t;
+	struct fs_dels dels;
 	char *path;
 	int rc = fs_docs_parent_path(dir, name, &path);
 
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&fs->docs_mu);
+	fs_ns_lock(fs);
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_find(fs, path);
 	pthread_mutex_unlock(&fs->mu);
@@ -570,15 +604,15 @@ int fs_docs_mkdir(struct fs *fs, struct fs_ino *dir, const char *name,
 	nd.mode = S_IFDIR | (mode & 07777);
 	clock_gettime(CLOCK_REALTIME, &nd.mtime);
 	nd.ctime = nd.mtime;
-	rc = store_txn_begin(fs->st, &t);
+	rc = fs_docs_txn_begin(fs, &t, &dels);
 	if (rc)
 		goto out;
 	rc = fs_docs_dir_record(t, &nd);
 	if (rc) {
-		store_txn_abort(t);
+		fs_docs_txn_end(fs, t, &dels, rc);
 		goto out;
 	}
-	rc = store_txn_commit(t);
+	rc = fs_docs_txn_end(fs, t, &dels, 0);
 	fs_docs_committed(fs, rc);
 	if (rc)
 		goto out;
@@ -594,18 +628,25 @@ int fs_docs_mkdir(struct fs *fs, struct fs_ino *dir, const char *name,
 	}
 	pthread_mutex_unlock(&fs->mu);
 out:
-	pthread_mutex_unlock(&fs->docs_mu);
+	fs_ns_unlock(fs);
 	if (rc && rc != -EEXIST)
 		fs_error(fs, path, "mkdir failed: %s", strerror(-rc));
 	free(path);
 	return rc;
 }
 
+/* 1 if dir needs a record when its last entry goes (fs->mu held). */
+static int fs_docs_parent_unrecorded(struct fs *fs, const struct fs_dent *dir)
+{
+	return dir && !dir->recorded && dir != fs->docs_root &&
+	       dir->n_kids <= 1;
+}
+
 /* Records dir when its last entry goes, so it outlives a remount. */
 static int fs_docs_keep_parent(struct fs *fs, struct store_txn *t,
 			       struct fs_dent *dir)
 {
-	if (!dir || dir->recorded || dir == fs->docs_root || dir->n_kids > 1)
+	if (!fs_docs_parent_unrecorded(fs, dir))
 		return 0;
 	return fs_docs_dir_record(t, dir);
 }
@@ -625,17 +666,49 @@ void fs_docs_unqueue(struct fs *fs, struct fs_ino *ip)
 	pthread_mutex_unlock(&fs->pend_mu);
 }
 
-int fs_docs_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
+/*
+ * Deletes the stored version of `path` now, in one transaction (with
+ * the record of its parent if that would vanish: *kept is then set).
+ */
+static int fs_docs_unlink_commit(struct fs *fs, const char *path,
+				 struct fs_dent *parent, int in_store,
+				 int *kept)
 {
-	struct fs_dent *d, *parent;
-	struct store_txn *t = NULL;
-	struct fs_ino *ip;
-	char *path;
-	int rc = fs_docs_parent_path(dir, name, &path), in_store, kept = 0;
+	struct store_txn *t;
+	struct fs_dels dels;
+	size_t steps;
+	int rc = fs_docs_txn_begin(fs, &t, &dels);
 
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&fs->docs_mu);
+	if (in_store)
+		rc = store_txn_doc_del(t, path);
+	if (!rc) {
+		steps = store_txn_count(t);
+		pthread_mutex_lock(&fs->mu);
+		rc = fs_docs_keep_parent(fs, t, parent);
+		*kept = !rc && store_txn_count(t) > steps;
+		pthread_mutex_unlock(&fs->mu);
+	}
+	return fs_docs_txn_end(fs, t, &dels, rc);
+}
+
+/*
+ * With sync=fsync the deletion is queued for the next round (durable
+ * within a second, at an fsync or at unmount), unless the parent needs a
+ * record; with sync=close it is durable when unlink returns.
+ */
+int fs_docs_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
+{
+	struct fs_dent *d, *parent;
+	struct fs_ino *ip;
+	char *path;
+	int rc = fs_docs_parent_path(dir, name, &path), in_store, kept = 0;
+	int queue;
+
+	if (rc)
+		return rc;
+	fs_ns_lock(fs);
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_find(fs, path);
 	parent = d ? d->parent : NULL;
@@ -650,20 +723,16 @@ int fs_docs_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
 	}
 	fs_docs_keep_content(fs, d->ino);
 	in_store = store_doc_exists(fs->st, path);
-	rc = store_txn_begin(fs->st, &t);
-	if (!rc && in_store)
-		rc = store_txn_doc_del(t, path);
-	if (!rc) {
-		pthread_mutex_lock(&fs->mu);
-		rc = fs_docs_keep_parent(fs, t, parent);
-		kept = !rc && store_txn_count(t) > (size_t)in_store;
-		pthread_mutex_unlock(&fs->mu);
+	pthread_mutex_lock(&fs->mu);
+	queue = fs->opts.sync == FS_SYNC_FSYNC &&
+		!fs_docs_parent_unrecorded(fs, parent);
+	pthread_mutex_unlock(&fs->mu);
+	if (queue) {
+		rc = in_store ? fs_dels_queue(fs, path) : 0;
+	} else {
+		rc = fs_docs_unlink_commit(fs, path, parent, in_store, &kept);
+		fs_docs_committed(fs, rc);
 	}
-	if (!rc)
-		rc = store_txn_commit(t);
-	else
-		store_txn_abort(t);
-	fs_docs_committed(fs, rc);
 	if (rc) {
 		fs_error(fs, path, "rm failed: %s (%s)", store_last_error(),
 			 strerror(-rc));
@@ -687,7 +756,7 @@ int fs_docs_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
 	fs_dent_remove(fs, d);
 	pthread_mutex_unlock(&fs->mu);
 out:
-	pthread_mutex_unlock(&fs->docs_mu);
+	fs_ns_unlock(fs);
 	free(path);
 	return rc;
 }
@@ -696,12 +765,13 @@ int fs_docs_rmdir(struct fs *fs, struct fs_ino *dir, const char *name)
 {
 	struct fs_dent *d;
 	struct store_txn *t = NULL;
+	struct fs_dels dels;
 	char *path;
 	int rc = fs_docs_parent_path(dir, name, &path);
 
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&fs->docs_mu);
+	fs_ns_lock(fs);
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_find(fs, path);
 	rc = !d			 ? -ENOENT
@@ -711,15 +781,14 @@ int fs_docs_rmdir(struct fs *fs, struct fs_ino *dir, const char *name)
 	pthread_mutex_unlock(&fs->mu);
 	if (rc)
 		goto out;
-	rc = store_txn_begin(fs->st, &t);
-	if (!rc && d->recorded)
-		rc = store_txn_dir_del(t, path);
-	if (!rc)
-		rc = fs_docs_keep_parent(fs, t, d->parent);
-	if (!rc)
-		rc = store_txn_commit(t);
-	else
-		store_txn_abort(t);
+	rc = fs_docs_txn_begin(fs, &t, &dels);
+	if (!rc) {
+		if (d->recorded)
+			rc = store_txn_dir_del(t, path);
+		if (!rc)
+			rc = fs_docs_keep_parent(fs, t, d->parent);
+		rc = fs_docs_txn_end(fs, t, &dels, rc);
+	}
 	fs_docs_committed(fs, rc);
 	if (rc) {
 		fs_error(fs, path, "rmdir failed: %s", strerror(-rc));
@@ -739,7 +808,7 @@ int fs_docs_rmdir(struct fs *fs, struct fs_ino *dir, const char *name)
 	fs_dent_remove(fs, d);
 	pthread_mutex_unlock(&fs->mu);
 out:
-	pthread_mutex_unlock(&fs->docs_mu);
+	fs_ns_unlock(fs);
 	free(path);
 	return rc;
 }
@@ -791,6 +860,7 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 	struct fs_dent *d, *nd, *np;
 	struct fs_docs_walk w = { 0 };
 	struct store_txn *t = NULL;
+	struct fs_dels dels;
 	size_t i, fl;
 	int rc;
 
@@ -804,7 +874,7 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 		return rc;
 	}
 	fl = strlen(from);
-	pthread_mutex_lock(&fs->docs_mu);
+	fs_ns_lock(fs);
 	pthread_mutex_lock(&fs->mu);
 	d = fs_dent_find(fs, from);
 	nd = fs_dent_find(fs, to);
@@ -829,6 +899,19 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 	pthread_mutex_unlock(&fs->mu);
 	if (rc)
 		goto out;
+	/*
+	 * Queued removals are committed first: a target path may be one
+	 * of them, and a move there must not be deleted after it.
+	 */
+	rc = fs_dels_flush(fs);
+	if (rc) {
+		fs_error(fs, from,
+			 "rename to %s failed: the removals before "
+			 "it did not commit",
+			 to);
+		rc = -EIO;
+		goto out;
+	}
 	/* A replaced target keeps its content for its open readers. */
 	if (nd && !S_ISDIR(nd->mode))
 		fs_docs_keep_content(fs, nd->ino);
@@ -843,7 +926,7 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 			rc = fs_docs_settle(fs, ip);
 		}
 	if (!rc)
-		rc = store_txn_begin(fs->st, &t);
+		rc = fs_docs_txn_begin(fs, &t, &dels);
 	if (!rc && nd && S_ISDIR(nd->mode) && nd->recorded)
 		rc = store_txn_dir_del(t, to);
 	for (i = 0; i < w.n && !rc; i++) {
@@ -875,10 +958,8 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 			rc = fs_docs_keep_parent(fs, t, d->parent);
 		pthread_mutex_unlock(&fs->mu);
 	}
-	if (!rc)
-		rc = store_txn_commit(t);
-	else
-		store_txn_abort(t);
+	if (t)
+		rc = fs_docs_txn_end(fs, t, &dels, rc);
 	t = NULL;
 	fs_docs_committed(fs, rc);
 	if (rc) {
@@ -909,7 +990,7 @@ int fs_docs_rename(struct fs *fs, struct fs_ino *dir, const char *name,
 out:
 	if (rc == 1)
 		rc = 0;
-	pthread_mutex_unlock(&fs->docs_mu);
+	fs_ns_unlock(fs);
 	free(w.v);
 	free(from);
 	free(to);

@@ -14,9 +14,6 @@
 
 #define FS_XATTR_PREFIX	   "user."
 #define FS_XATTR_VALUE_MAX 65536
-/* sync=fsync: a background commit as soon as this much is waiting */
-#define FS_PEND_BYTES_MAX (32u << 20)
-#define FS_PEND_DOCS_MAX  4096
 
 /* --- content -------------------------------------------------------------- */
 
@@ -402,10 +399,11 @@ int fs_docs_commit_one(struct fs *fs, struct fs_ino *ip)
 {
 	struct fs_file *f = ip->file;
 	struct store_txn *t;
+	struct fs_dels dels;
 	uint64_t v;
 	int rc, result = STORE_UNCHANGED;
 
-	rc = store_txn_begin(fs->st, &t);
+	rc = fs_docs_txn_begin(fs, &t, &dels);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&f->mu);
@@ -415,10 +413,10 @@ int fs_docs_commit_one(struct fs *fs, struct fs_ino *ip)
 		fs_error(fs, ip->keys[0], "refused: %s", store_last_error());
 	pthread_mutex_unlock(&f->mu);
 	if (rc < 0) {
-		store_txn_abort(t);
+		fs_docs_txn_end(fs, t, &dels, rc);
 		return rc;
 	}
-	rc = store_txn_commit(t);
+	rc = fs_docs_txn_end(fs, t, &dels, 0);
 	fs_docs_committed(fs, rc);
 	pthread_mutex_lock(&f->mu);
 	if (rc) {
@@ -453,7 +451,9 @@ static int fs_docs_enqueue(struct fs *fs, struct fs_ino *ip)
 		f->pending = 1;
 	}
 	fs->pend_bytes += f->len;
-	if (fs->pend_bytes > FS_PEND_BYTES_MAX || fs->n_pend > FS_PEND_DOCS_MAX)
+	/* the first change queued starts the flusher's second */
+	if (fs->n_pend + fs->dels.n == 1 ||
+	    fs->pend_bytes > FS_PEND_BYTES_MAX || fs->n_pend > FS_PEND_DOCS_MAX)
 		pthread_cond_signal(&fs->pend_cv);
 out:
 	pthread_mutex_unlock(&fs->pend_mu);
@@ -472,6 +472,7 @@ out:
 static int fs_docs_round(struct fs *fs, int requeue)
 {
 	struct fs_ino **list;
+	struct fs_dels dels;
 	size_t n, i;
 	uint64_t *vers = NULL, round;
 	int *results = NULL, *refused = NULL;
@@ -490,15 +491,19 @@ static int fs_docs_round(struct fs *fs, int requeue)
 		list[i]->file->pending = 0;
 		list[i]->file->inflight = 1;
 	}
+	fs_dels_take_locked(fs, &dels);
 	pthread_mutex_unlock(&fs->pend_mu);
 	rc = 0;
-	if (!n)
+	if (!n && !dels.n)
 		goto done;
-	vers = calloc(n, sizeof(*vers));
-	results = calloc(n, sizeof(*results));
-	refused = calloc(n, sizeof(*refused));
+	vers = calloc(n + 1, sizeof(*vers));
+	results = calloc(n + 1, sizeof(*results));
+	refused = calloc(n + 1, sizeof(*refused));
 	rc = !vers || !results || !refused ? -ENOMEM
 					   : store_txn_begin(fs->st, &t);
+	/* removals first: they were made before the closes still queued */
+	if (!rc)
+		rc = fs_dels_txn_add(fs, t, &dels);
 	for (i = 0; i < n && !rc; i++) {
 		struct fs_file *f = list[i]->file;
 
@@ -510,10 +515,9 @@ static int fs_docs_round(struct fs *fs, int requeue)
 				 store_last_error());
 		pthread_mutex_unlock(&f->mu);
 	}
-	if (!rc)
-		rc = store_txn_commit(t);
-	else
-		store_txn_abort(t);
+	rc = t ? fs_docs_txn_end(fs, t, &dels, rc) : rc;
+	if (!t)
+		fs_dels_done(fs, &dels, rc);
 	fs_docs_committed(fs, rc);
 	/* one line per document (the first 20), so each path is named */
 	for (i = 0; rc && i < n && i < 20; i++)
@@ -569,18 +573,27 @@ static void *fs_docs_flusher(void *arg)
 		struct timespec until;
 		int rc;
 
+		/* asleep while nothing is queued and no round is asked for */
+		while (!fs->stopping && fs->pend_gen == fs->pend_committed &&
+		       !fs->n_pend && !fs->dels.n)
+			pthread_cond_wait(&fs->pend_cv, &fs->pend_mu);
+		/*
+		 * A round a second after the first change queued (a burst of
+		 * closes shorter than that is one round, after it), or at
+		 * once when asked or when much is waiting.
+		 */
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
 		while (!fs->stopping && fs->pend_gen == fs->pend_committed &&
 		       fs->pend_bytes <= FS_PEND_BYTES_MAX &&
-		       fs->n_pend <= FS_PEND_DOCS_MAX)
+		       fs->n_pend + fs->dels.n <= FS_PEND_DOCS_MAX)
 			if (pthread_cond_timedwait(&fs->pend_cv, &fs->pend_mu,
 						   &until) == ETIMEDOUT)
 				break;
 		pthread_mutex_unlock(&fs->pend_mu);
 		rc = fs_docs_round(fs, 1);
 		pthread_mutex_lock(&fs->pend_mu);
-		if (fs->stopping && (rc || !fs->n_pend))
+		if (fs->stopping && (rc || (!fs->n_pend && !fs->dels.n)))
 			break;
 	}
 	pthread_mutex_unlock(&fs->pend_mu);
@@ -613,7 +626,7 @@ int fs_docs_flusher_stop(struct fs *fs)
 	pthread_join(fs->flusher, NULL);
 	fs->flusher_running = 0;
 	rc = fs->pend_err;
-	if (!rc && fs->n_pend)
+	if (!rc && (fs->n_pend || fs->dels.n))
 		rc = -EIO;
 	return rc;
 }
@@ -651,7 +664,7 @@ static void fs_docs_wait_round(struct fs *fs)
 static int fs_docs_commit(struct fs *fs, struct fs_ino *ip, int wait)
 {
 	struct fs_file *f = ip->file;
-	int rc, dirty, pending;
+	int rc, dirty, pending, removals;
 
 	pthread_mutex_lock(&f->mu);
 	dirty = f->dirty && !ip->unlinked;
@@ -664,13 +677,20 @@ static int fs_docs_commit(struct fs *fs, struct fs_ino *ip, int wait)
 	/* queued, or taken by a round still committing it */
 	pthread_mutex_lock(&fs->pend_mu);
 	pending = f->pending || f->inflight;
+	/* fsync() makes the removals before it durable too */
+	removals = wait && fs->dels.n;
 	pthread_mutex_unlock(&fs->pend_mu);
-	if (pending && (wait || fs->opts.sync == FS_SYNC_CLOSE))
+	if ((pending || removals) && (wait || fs->opts.sync == FS_SYNC_CLOSE))
 		fs_docs_wait_round(fs);
 	pthread_mutex_lock(&f->mu);
 	rc = f->error;
 	f->error = 0;
 	pthread_mutex_unlock(&f->mu);
+	if (!rc && removals) {
+		pthread_mutex_lock(&fs->pend_mu);
+		rc = fs->pend_err ? -EIO : 0;
+		pthread_mutex_unlock(&fs->pend_mu);
+	}
 	return rc;
 }
 
@@ -684,6 +704,19 @@ int fs_docs_flush(struct fs *fs, struct fs_handle *h)
 int fs_docs_fsync(struct fs *fs, struct fs_handle *h)
 {
 	return fs_docs_commit(fs, h->ip, 1);
+}
+
+int fs_docs_fsyncdir(struct fs *fs)
+{
+	int rc;
+
+	if (!fs_dels_count(fs))
+		return 0;
+	fs_docs_wait_round(fs);
+	pthread_mutex_lock(&fs->pend_mu);
+	rc = fs->pend_err ? -EIO : 0;
+	pthread_mutex_unlock(&fs->pend_mu);
+	return rc;
 }
 
 void fs_docs_release(struct fs *fs, struct fs_handle *h)
@@ -708,7 +741,8 @@ static int fs_docs_commit_attr(struct fs *fs, struct fs_dent *d,
 			       const char *xattrs)
 {
 	struct store_txn *t;
-	int rc = store_txn_begin(fs->st, &t);
+	struct fs_dels dels;
+	int rc = fs_docs_txn_begin(fs, &t, &dels);
 
 	if (rc)
 		return rc;
@@ -719,10 +753,10 @@ static int fs_docs_commit_attr(struct fs *fs, struct fs_dent *d,
 					d->mtime.tv_sec, d->ctime.tv_sec,
 					xattrs);
 	if (rc) {
-		store_txn_abort(t);
+		fs_docs_txn_end(fs, t, &dels, rc);
 		return rc;
 	}
-	rc = store_txn_commit(t);
+	rc = fs_docs_txn_end(fs, t, &dels, 0);
 	fs_docs_committed(fs, rc);
 	return rc;
 }

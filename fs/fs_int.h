@@ -62,6 +62,10 @@ enum fs_sync {
 	FS_SYNC_FSYNC,	   /* durable at fsync() or within a second */
 };
 
+/* sync=fsync: a background commit as soon as this much is waiting */
+#define FS_PEND_BYTES_MAX (32u << 20)
+#define FS_PEND_DOCS_MAX  4096
+
 struct fs_opts {
 	const char *source; /* as given, for .lodefs/config */
 	const char
@@ -135,6 +139,14 @@ struct fs_dent {
 	struct fs_dent **kids;
 	size_t n_kids, cap_kids;
 	struct fs_dent *next_path, *next_ino; /* hash chains */
+};
+
+/* Paths of removed documents whose deletion waits for a commit. */
+struct fs_dels {
+	char **v; /* malloc'd, in the order removed */
+	size_t n, cap;
+	uint32_t *index; /* v index + 1 by path hash, 0 empty */
+	size_t icap;
 };
 
 /* Recent refusals and failures, for .lodefs/errors. */
@@ -216,6 +228,12 @@ struct fs {
 
 	/* Serialises changes to docs/'s namespace with their commits. */
 	pthread_mutex_t docs_mu;
+	/*
+	 * Serialises changes to the namespace with each other: taken after
+	 * docs_mu by unlink, mkdir, rmdir and rename, and alone by create,
+	 * which so goes on while a commit round runs (rounds hold docs_mu).
+	 */
+	pthread_mutex_t ns_mu;
 
 	/* sync=fsync: documents waiting for the background commit. */
 	pthread_mutex_t pend_mu;
@@ -225,6 +243,8 @@ struct fs {
 	size_t pend_bytes;
 	uint64_t pend_gen, pend_committed; /* commit rounds asked, done */
 	int pend_err; /* errno of the last failed round, 0 if it worked */
+	struct fs_dels dels; /* sync=fsync: removals for the next round */
+	struct fs_dels *dels_taken; /* taken by a transaction not ended */
 	pthread_t flusher;
 	int flusher_running, stopping;
 
@@ -404,6 +424,49 @@ void fs_docs_unqueue(struct fs *fs, struct fs_ino *ip);
 int fs_docs_flusher_start(struct fs *fs);
 /* Stops the flusher and commits what is pending; 0 or -errno. */
 int fs_docs_flusher_stop(struct fs *fs);
+/* fsync of a docs/ directory: every removal so far made durable. */
+int fs_docs_fsyncdir(struct fs *fs);
+
+/* --- fs_docs_dels.c: removals waiting for a commit (sync=fsync) ------- */
+
+/* Queues the deletion of stored document `path`: 0 or -ENOMEM. */
+int fs_dels_queue(struct fs *fs, const char *path);
+/* 1 if the deletion of `path` is queued or being committed. */
+int fs_dels_has(struct fs *fs, const char *path);
+/* How many deletions are queued. */
+size_t fs_dels_count(struct fs *fs);
+/*
+ * Moves the queue into *out, leaving it empty, until fs_dels_done; caller
+ * holds docs_mu and pend_mu.
+ */
+void fs_dels_take_locked(struct fs *fs, struct fs_dels *out);
+/*
+ * Adds the deletions of d to t; one the store refuses is left out (with
+ * a line in .lodefs/errors).  0, or -ENOMEM (t is then unusable).
+ */
+int fs_dels_txn_add(struct fs *fs, struct store_txn *t, struct fs_dels *d);
+/*
+ * Ends deletions taken from the queue: rc 0 (committed) frees them, else
+ * they are queued again.  *d is empty after.
+ */
+void fs_dels_done(struct fs *fs, struct fs_dels *d, int rc);
+/* Frees a queue (at unmount). */
+void fs_dels_free(struct fs_dels *d);
+/*
+ * Begins a transaction of docs/ that carries every queued deletion (a
+ * change committed now must not reach the store before the removals
+ * made before it).  Caller holds docs_mu.  0 or -errno; *t and *d then
+ * belong to fs_docs_txn_end.
+ */
+int fs_docs_txn_begin(struct fs *fs, struct store_txn **t, struct fs_dels *d);
+/*
+ * Commits t (rc 0) or aborts it (rc < 0, returned as it is): returns the
+ * result; the carried deletions are done, or queued again if t failed.
+ */
+int fs_docs_txn_end(struct fs *fs, struct store_txn *t, struct fs_dels *d,
+		    int rc);
+/* Commits the queued deletions now (a path is about to be reused). */
+int fs_dels_flush(struct fs *fs);
 
 /* --- fs_views.c: everything but docs/ --------------------------------- */
 

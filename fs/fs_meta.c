@@ -145,7 +145,7 @@ static json_t *fs_meta_stats(struct fs *fs)
 {
 	struct store_stats st;
 	json_t *o, *ops = json_object(), *nss = json_object();
-	size_t pending, pbytes;
+	size_t pending, pbytes, removals;
 	int i;
 
 	store_get_stats(fs->st, &st);
@@ -157,6 +157,7 @@ static json_t *fs_meta_stats(struct fs *fs)
 	pthread_mutex_lock(&fs->pend_mu);
 	pending = fs->n_pend;
 	pbytes = fs->pend_bytes;
+	removals = fs->dels.n;
 	pthread_mutex_unlock(&fs->pend_mu);
 	o = json_pack("{s:I,s:I,s:o,s:I,s:I}", "documents",
 		      (json_int_t)st.documents, "nodes", (json_int_t)st.nodes,
@@ -173,11 +174,12 @@ static json_t *fs_meta_stats(struct fs *fs)
 	json_object_set_new(o, "refresh", fs_meta_refresh(fs));
 	json_object_set_new(
 		o, "writes",
-		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "commits",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "commits",
 			  (json_int_t)atomic_load(&fs->commits), "errors",
 			  (json_int_t)atomic_load(&fs->commit_errors),
 			  "pending_documents", (json_int_t)pending,
 			  "pending_bytes", (json_int_t)pbytes,
+			  "pending_removals", (json_int_t)removals,
 			  "last_commit_unix_ms",
 			  (json_int_t)(atomic_load(&fs->last_commit_ns) /
 				       1000000),

@@ -616,6 +616,19 @@ static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* A docs/ directory: the removals in it (and all others) made durable. */
+static void fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			   struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_ino *ip;
+
+	fs_count(fs, FS_OP_FSYNC);
+	if (!(ip = fs_req_ino(req, ino)))
+		return;
+	fuse_reply_err(req, fs_is_doc(ip) ? -fs_docs_fsyncdir(fs) : 0);
+}
+
 static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
@@ -751,6 +764,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.readdir = fs_op_readdir,
 	.readdirplus = fs_op_readdirplus,
 	.releasedir = fs_op_releasedir,
+	.fsyncdir = fs_op_fsyncdir,
 	.statfs = fs_op_statfs,
 	.setxattr = fs_op_setxattr,
 	.getxattr = fs_op_getxattr,

@@ -368,6 +368,7 @@ int fs_refresh_now(struct fs *fs)
 	if (rc > 0 || cs.n) {
 		/* namespace changes are serialised with this mount's own */
 		pthread_mutex_lock(&fs->docs_mu);
+		pthread_mutex_lock(&fs->ns_mu);
 		for (i = 0; i < cs.n; i++) {
 			if (cs.v[i].kind == STORE_CHANGE_DOC)
 				fs_sync_doc(fs, cs.v[i].key, &ns);
@@ -375,6 +376,7 @@ int fs_refresh_now(struct fs *fs)
 				fs_sync_dir(fs, cs.v[i].key, &ns);
 		}
 		atomic_fetch_add(&fs->version, 1);
+		pthread_mutex_unlock(&fs->ns_mu);
 		pthread_mutex_unlock(&fs->docs_mu);
 		atomic_fetch_add(&fs->refresh_changes, (uint64_t)cs.n);
 	}

@@ -364,6 +364,7 @@ static void lodefs_fs_init_locks(struct fs *fs)
 {
 	pthread_mutex_init(&fs->mu, NULL);
 	pthread_mutex_init(&fs->docs_mu, NULL);
+	pthread_mutex_init(&fs->ns_mu, NULL);
 	pthread_mutex_init(&fs->pend_mu, NULL);
 	pthread_cond_init(&fs->pend_cv, NULL);
 	pthread_cond_init(&fs->pend_done, NULL);
@@ -476,8 +477,9 @@ int main(int argc, char *argv[])
 	/* Unmounted or signalled: commit what is pending, then leave. */
 	if (fs_docs_flusher_stop(&fs)) {
 		fprintf(stderr,
-			"lodefs: %zu documents could not be committed: %s\n",
-			fs.n_pend, store_last_error());
+			"lodefs: %zu documents and %zu removals could not be "
+			"committed: %s\n",
+			fs.n_pend, fs.dels.n, store_last_error());
 		rc = 1;
 	}
 out_signals:
@@ -502,6 +504,7 @@ out:
 		free(q);
 	}
 	free(fs.pend);
+	fs_dels_free(&fs.dels);
 	for (i = 0; i < FS_QCACHE_SLOTS; i++) {
 		free(fs.qcache[i].key);
 		free(fs.qcache[i].res);

@@ -163,6 +163,158 @@ Test(store, document_nodes_carry_llamaindex_relationships_and_metadata)
 	json_decref(n1);
 }
 
+/* A text with every escape JSON has, quotes, slashes, DEL and non-ASCII. */
+static void awkward_text(char *text, size_t cap)
+{
+	size_t n = 0;
+	int r, c;
+
+	for (r = 0; r < 12 && n + 200 < cap; r++) {
+		for (c = 1; c < 0x20; c++) {
+			text[n++] = 'w';
+			text[n++] = (char)c;
+		}
+		n += (size_t)snprintf(
+			text + n, cap - n,
+			" Okapis \"quote\" back\\slash a/b del\x7f "
+			"caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac %d. ",
+			r);
+	}
+	text[n] = '\0';
+}
+
+Test(store, node_json_is_exactly_what_jansson_writes)
+{
+	static const char *const fields[] = {
+		"id_",
+		"embedding",
+		"metadata",
+		"excluded_embed_metadata_keys",
+		"excluded_llm_metadata_keys",
+		"relationships",
+		"metadata_template",
+		"metadata_separator",
+		"text",
+		"mimetype",
+		"start_char_idx",
+		"end_char_idx",
+		"metadata_seperator",
+		"text_template",
+		"class_name",
+	};
+	static const char id[] = "odd/a \"b\" \\c\x01\xc3\xbc.txt";
+	struct store_opts o;
+	json_t *info, *ids, *node, *d, *rels, *v;
+	const char *k;
+	char text[8000];
+	size_t i, f, n = 0;
+
+	store_close(st);
+	store_opts_init(&o);
+	o.chunk_size = 40;
+	o.chunk_overlap = 5;
+	cr_assert_eq(store_open(be, &o, &st), 0);
+	awkward_text(text, sizeof(text));
+	cr_assert_eq(
+		put_doc(id, text,
+			"{\"t\\u00e9st\": \"a\\tb \\\"c\\\" \\u0001\", "
+			"\"pi\": 3.25, \"n\": -7, \"l\": [1, {\"x\": null}]}"),
+		STORE_INDEXED);
+	info = kv("docstore/ref_doc_info", id);
+	ids = json_object_get(info, "node_ids");
+	cr_assert_gt(json_array_size(ids), 2);
+	for (i = 0; i < json_array_size(ids); i++) {
+		const char *nid = json_string_value(json_array_get(ids, i));
+		char *raw, *again;
+		size_t len;
+
+		/* stored as jansson's compact dump of what it parses to */
+		cr_assert_eq(store_kv_get(st, "docstore/data", nid, &raw, &len),
+			     0);
+		node = json_loadb(raw, len, 0, NULL);
+		cr_assert_not_null(node);
+		again = json_dumps(node, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		cr_assert_str_eq(again, raw);
+		free(again);
+		free(raw);
+		/* with LlamaIndex's fields in LlamaIndex's order */
+		d = json_object_get(node, "__data__");
+		f = 0;
+		json_object_foreach(d, k, v)
+		{
+			cr_assert_lt(f, sizeof(fields) / sizeof(fields[0]));
+			cr_assert_str_eq(k, fields[f++]);
+		}
+		cr_assert_eq(f, sizeof(fields) / sizeof(fields[0]));
+		rels = json_object_get(d, "relationships");
+		cr_assert(json_equal(
+			json_object_get(json_object_get(rels, "1"), "metadata"),
+			json_object_get(d, "metadata")));
+		cr_assert_str_eq(
+			json_string_value(json_object_get(
+				json_object_get(rels, "1"), "node_id")),
+			id);
+		n += json_string_length(json_object_get(d, "text"));
+		json_decref(node);
+	}
+	cr_assert_geq(n, strlen(text), "the nodes cover the text");
+	json_decref(info);
+}
+
+Test(store, keyword_index_made_at_commit_equals_one_made_from_the_log)
+{
+	static const char *const words[] = {
+		"okapis", "quote", "caf\xc3\xa9", "\xe6\x9d\xb1\xe4\xba\xac",
+		"slash",  "del"
+	};
+	struct store_query q = { .k = 50, .mode = STORE_MODE_KEYWORD };
+	struct store_hit *a[6], *b;
+	size_t na[6], nb, i, j;
+	struct store_txn *t;
+	char text[8000];
+	int r;
+
+	awkward_text(text, sizeof(text));
+	cr_assert_eq(store_txn_begin(st, &t), 0);
+	for (i = 0; i < 30; i++) {
+		char id[32];
+		struct store_doc d = { .id = id,
+				       .data = text + i * 97,
+				       .len = strlen(text + i * 97),
+				       .mtime = 1700000000 };
+
+		snprintf(id, sizeof(id), "k/%zu.txt", i);
+		cr_assert_eq(store_txn_doc_put(t, &d, &r), 0, "%s",
+			     store_last_error());
+	}
+	/* a failing step in the middle is rolled back with its hints */
+	{
+		struct store_doc bad = { .id = "k/0.txt",
+					 .data = "x",
+					 .len = 1 };
+
+		cr_assert_eq(store_txn_doc_put(t, &bad, &r), -EINVAL);
+	}
+	cr_assert_eq(store_txn_commit(t), 0);
+	for (i = 0; i < 6; i++) {
+		q.text = words[i];
+		cr_assert_eq(store_query(st, &q, &a[i], &na[i]), 0);
+		cr_assert_gt(na[i], 0, "%s", words[i]);
+	}
+	reopen(); /* no checkpoint: the index is made again from the log */
+	for (i = 0; i < 6; i++) {
+		q.text = words[i];
+		cr_assert_eq(store_query(st, &q, &b, &nb), 0);
+		cr_assert_eq(nb, na[i]);
+		for (j = 0; j < nb; j++) {
+			cr_assert_str_eq(b[j].node_id, a[i][j].node_id);
+			cr_assert_eq(b[j].score, a[i][j].score);
+		}
+		store_hits_free(b, nb);
+		store_hits_free(a[i], na[i]);
+	}
+}
+
 Test(store, every_node_gets_a_builtin_vector_and_docstore_metadata)
 {
 	json_t *info, *ids, *m;

@@ -713,6 +713,72 @@ Test(vec_embed, is_deterministic_and_pinned)
 	free(b);
 }
 
+/*
+ * 40 KB of a small vocabulary (most words repeat), words seen once and
+ * runs cut at 64 code points: the feature table grows several times and
+ * repeated words are counted, not hashed again.  The pins are those of the
+ * implementation that added every occurrence one by one.
+ */
+static size_t long_text(char *buf, size_t cap)
+{
+	static const char *const words[] = {
+		"river",  "Mountain", "valley", "harvest", "ancient",
+		"city",	  "market",   "winter", "Straße",  "école",
+		"Привет", "東京",     "the",	"of",	   "and",
+		"a",	  "is",	      "apple",	"apples",  "orchard",
+	};
+	uint64_t s = 0x9e3779b97f4a7c15ULL;
+	size_t n = 0, i;
+
+	while (n + 80 < cap) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		if (s % 97 == 0) { /* a run longer than 64 code points */
+			for (i = 0; i < 70; i++)
+				buf[n++] = (char)('a' + (s >> (i % 50)) % 26);
+		} else {
+			const char *w =
+				words[s % (sizeof(words) / sizeof(words[0]))];
+
+			memcpy(buf + n, w, strlen(w));
+			n += strlen(w);
+			if (s % 7 == 0) /* a word of its own, seen once */
+				n += (size_t)snprintf(
+					buf + n, cap - n, "%llx",
+					(unsigned long long)(s >> 20));
+		}
+		buf[n++] = s % 5 ? ' ' : '\n';
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+Test(vec_embed, a_long_repetitive_text_is_pinned)
+{
+	static const struct {
+		uint32_t dim;
+		uint64_t pin;
+	} pins[] = {
+		{ 1024, 0x7911c1036cd257e4ULL },
+		{ 100, 0x7d76d7367aa9cec3ULL },
+		{ 7, 0xa38278b056dc0a21ULL },
+	};
+	static char text[40000];
+	float v[1024];
+	size_t n = long_text(text, sizeof(text)), i;
+
+	cr_assert_eq(n, 39926);
+	for (i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		uint64_t h;
+
+		cr_assert_eq(vec_embed_hash(text, n, pins[i].dim, v), 0);
+		h = XXH3_64bits(v, pins[i].dim * sizeof(float));
+		cr_assert_eq(h, pins[i].pin, "dim %u: pin is 0x%016llxULL",
+			     pins[i].dim, (unsigned long long)h);
+	}
+}
+
 Test(vec_embed, vectors_have_unit_norm)
 {
 	static const char *const texts[] = {

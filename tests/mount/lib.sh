@@ -368,6 +368,31 @@ trap 'exit 143' TERM
 # or the errno's name (close() errors included).
 op() { python3 "$(dirname "${BASH_SOURCE[0]}")/op.py" "$@"; }
 
+# lodefs_signal MNT SIG: sends SIG to the daemon of MNT, waits (20 s at most)
+# and returns its exit status (124 if it did not exit, then it is killed).
+lodefs_signal() {
+	local key pid i
+	key=$(lodefs__key "$1")
+	pid=${LODEFS_PIDS[$key]:-}
+	[ -n "$pid" ] || return 125
+	kill -"$2" "$pid"
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		unset "LODEFS_PIDS[$key]"
+		fusermount3 -uz "$1" 2>/dev/null
+		return 124
+	fi
+	wait "$pid"
+	local rc=$?
+	unset "LODEFS_PIDS[$key]"
+	return "$rc"
+}
+
 # lodefs_kill9 MNT: SIGKILL the daemon of MNT (a crash), then detach the dead mount.
 lodefs_kill9() {
 	local key pid

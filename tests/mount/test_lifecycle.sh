@@ -20,32 +20,6 @@ need_cmd python3 jq cmp sha256sum
 # daemon_pid MNT: the pid of the lodefs serving MNT (as lodefs_mount recorded it).
 daemon_pid() { echo "${LODEFS_PIDS[$(lodefs__key "$1")]:-}"; }
 
-# lodefs_signal MNT SIG: sends SIG to the daemon of MNT, waits (20 s at most)
-# and returns its exit status (124 if it did not exit, then it is killed).
-lodefs_signal() {
-	local key pid i
-	key=$(lodefs__key "$1")
-	pid=${LODEFS_PIDS[$key]:-}
-	[ -n "$pid" ] || return 125
-	kill -"$2" "$pid"
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
-		unset "LODEFS_PIDS[$key]"
-		fusermount3 -uz "$1" 2>/dev/null
-		return 124
-	fi
-	wait "$pid"
-	local rc=$?
-	unset "LODEFS_PIDS[$key]"
-	return "$rc"
-}
-
-
 # is_mounted MNT: true if MNT is in the mount table (a dead FUSE mount counts).
 is_mounted() { awk -v m="$(lodefs__key "$1")" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 
