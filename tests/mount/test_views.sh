@@ -353,7 +353,10 @@ ok $? "q1.json is gone"
 # Reading .lodefs/stats costs requests of its own: read it three times in a
 # row, the difference between the 2nd and 3rd read is one read's own cost
 # (c); then read, cat a new query, read: that difference minus c is the
-# query's.  All within a fraction of a second, so that no cached entry expires.
+# query's.  All within a fraction of a second, so that no cached entry
+# expires; on a slow build (sanitizers, an S3 store) query/'s own name may
+# time out in between and cost a lookup, so the measurement is made up to
+# three times and the cheapest counts: a regression costs more every time.
 python3 - "$mnt" >"$T/rt.out" 2>&1 <<'PY'
 import json, os, subprocess, sys
 m = sys.argv[1]
@@ -361,19 +364,27 @@ K = ["lookup", "getattr", "open", "read", "flush"]
 def stats():
     with open(os.path.join(m, ".lodefs/stats"), "rb") as f:
         return json.loads(f.read())["requests"]
-os.listdir(os.path.join(m, "query"))          # query/ looked up once
-os.stat(os.path.join(m, "query"))
-stats(); a = stats(); b = stats()
-cost = {k: b[k] - a[k] for k in K}            # one stats read
-c = stats()
-text = "round trip counting %d" % os.getpid()
-r = subprocess.run(["cat", os.path.join(m, "query", text)], capture_output=True)
-d = stats()
-q = {k: d[k] - c[k] - cost[k] for k in K}
-print("stats read costs", cost)
-print("cat query costs", q, "cat exit", r.returncode, "bytes", len(r.stdout))
-ok = r.returncode == 0 and r.stdout.startswith(b"{") and all(v >= 0 for v in q.values())
-print("SUM", sum(q.values()) if ok else "invalid")
+best = None
+for attempt in range(3):
+    os.listdir(os.path.join(m, "query"))          # query/ looked up once
+    os.stat(os.path.join(m, "query"))
+    stats(); a = stats(); b = stats()
+    cost = {k: b[k] - a[k] for k in K}            # one stats read
+    c = stats()
+    text = "round trip counting %d %d" % (os.getpid(), attempt)
+    r = subprocess.run(["cat", os.path.join(m, "query", text)],
+                       capture_output=True)
+    d = stats()
+    q = {k: d[k] - c[k] - cost[k] for k in K}
+    print("stats read costs", cost)
+    print("cat query costs", q, "cat exit", r.returncode, "bytes", len(r.stdout))
+    ok = r.returncode == 0 and r.stdout.startswith(b"{") and \
+        all(v >= 0 for v in q.values())
+    if ok and (best is None or sum(q.values()) < best):
+        best = sum(q.values())
+    if best is not None and best <= 3:
+        break
+print("SUM", best if best is not None else "invalid")
 PY
 diag <"$T/rt.out"
 sum=$(sed -n 's/^SUM //p' "$T/rt.out")
