@@ -8,27 +8,8 @@
 
 #include <xxhash.h>
 
+#include "backends/backend_int.h"
 #include "backends/backend_source.h"
-
-/* mkdir -p */
-static int source_mkdirs(const char *path)
-{
-	char buf[PATH_MAX], *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int source_local(const char *dir, const struct backend_source_opts *o,
 			struct backend **out, struct backend_source *info,
@@ -39,7 +20,7 @@ static int source_local(const char *dir, const struct backend_source_opts *o,
 
 	info->kind = "local";
 	if (o && o->create) {
-		rc = source_mkdirs(dir);
+		rc = backend_mkdirs(dir, false);
 		if (rc) {
 			snprintf(err, errlen,
 				 "cannot make the store directory %s: %s", dir,
@@ -117,7 +98,7 @@ static int source_remote(const char *source,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = source_mkdirs(info->cache_dir);
+	rc = backend_mkdirs(info->cache_dir, false);
 	if (!rc)
 		rc = backend_cache_open(s3, info->cache_dir, info->cache_size,
 					out); /* closes s3 on failure */

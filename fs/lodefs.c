@@ -175,43 +175,26 @@ static char *lodefs_source(const char *source)
 	return p;
 }
 
-/* "64M" -> bytes; 0 and -1 for nonsense. */
+/* "64M" -> bytes: 0, or -1 for nonsense (or more than 64 bits hold). */
 static int lodefs_size(const char *s, uint64_t *out)
 {
+	static const char units[] = "kmgt";
+	const char *u;
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	if (errno || end == s || *s == '-')
 		return -1;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v <<= 10;
+	if (*end && (u = strchr(units, *end | 0x20))) {
+		shift = 10 * (unsigned)(u - units + 1);
 		end++;
-		break;
-	case 'm':
-	case 'M':
-		v <<= 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v <<= 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		v <<= 40;
-		end++;
-		break;
-	default:
-		break;
 	}
-	if (*end)
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
 		return -1;
-	*out = v;
+	*out = (uint64_t)v << shift;
 	return 0;
 }
 
