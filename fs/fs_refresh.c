@@ -10,9 +10,10 @@
  * at every open and have an attribute timeout of 0, so moving fs->version
  * (the key of the query caches) is all they need.
  *
- * A document with local changes not yet committed (open and written, or
- * queued for a sync=fsync round) is left alone: this mount's commit comes
- * later, so under last-writer-wins it is the version that stays.
+ * A document with local changes not yet committed (open and written,
+ * queued for a sync=fsync round, or removed with its removal queued) is
+ * left alone: this mount's commit comes later, so under last-writer-wins
+ * it is the version that stays.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -211,6 +212,11 @@ static void fs_sync_doc(struct fs *fs, const char *id, struct fs_notices *ns)
 	if (rc && rc != -ENOENT) {
 		fs_error(fs, id, "refresh: cannot read the record: %s",
 			 strerror(-rc));
+		return;
+	}
+	/* removed here, removal not committed yet: it comes later and wins */
+	if (fs_dels_has(fs, id)) {
+		store_file_release(&f);
 		return;
 	}
 	pthread_mutex_lock(&fs->mu);
