@@ -83,12 +83,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if [ -z "$lodefs" ]; then
-	lodefs=$(ls -t "$root"/build*/fs/lodefs 2>/dev/null | head -n 1 || true)
-	[ -n "$lodefs" ] || { echo "fs_files.sh: no build*/fs/lodefs; build first or pass LODEFS" >&2; exit 1; }
-fi
-[ -x "$lodefs" ] || { echo "fs_files.sh: $lodefs is not executable" >&2; exit 1; }
-lodefs=$(realpath "$lodefs")
+# shellcheck source=benchlib.sh
+. "$root/tools/bench/benchlib.sh"
+lodefs=$(bench_binary fs_files.sh fs/lodefs "$lodefs") || exit 1
 # lode of the same build, for the compaction before the remounted read
 lode=$(dirname "$lodefs")/../tools/lode
 [ -x "$lode" ] || { echo "fs_files.sh: no $lode (build tools/lode); the read after remount is skipped" >&2; lode=; }

@@ -46,11 +46,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if [ -z "$lode" ]; then
-	lode=$(ls -t "$root"/build*/tools/lode 2>/dev/null | head -n 1 || true)
-	[ -n "$lode" ] || { echo "ingest.sh: no build*/tools/lode; build first or pass LODE" >&2; exit 1; }
-fi
-[ -x "$lode" ] || { echo "ingest.sh: $lode is not executable" >&2; exit 1; }
+# shellcheck source=benchlib.sh
+. "$root/tools/bench/benchlib.sh"
+lode=$(bench_binary ingest.sh tools/lode "$lode") || exit 1
 
 src=$dir/src
 if [ -e "$dir" ] && [ ! -f "$dir/.lodefs-bench-ingest" ]; then

@@ -55,11 +55,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if [ -z "$lodefs" ]; then
-	lodefs=$(ls -t "$root"/build*/fs/lodefs 2>/dev/null | head -n 1 || true)
-	[ -n "$lodefs" ] || { echo "s3_cold_mount.sh: no build*/fs/lodefs; build first or pass LODEFS" >&2; exit 1; }
-fi
-lodefs=$(realpath "$lodefs")
+# shellcheck source=benchlib.sh
+. "$root/tools/bench/benchlib.sh"
+lodefs=$(bench_binary s3_cold_mount.sh fs/lodefs "$lodefs") || exit 1
 gen=$(dirname "$(dirname "$lodefs")")/tools/bench/bench_open
 [ -x "$gen" ] || { echo "s3_cold_mount.sh: no $gen: ninja -C BUILD tools/bench/bench_open" >&2; exit 1; }
 if ! [ -x /usr/bin/aws ]; then

@@ -61,12 +61,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if [ -z "$lodefs" ]; then
-	lodefs=$(ls -t "$root"/build*/fs/lodefs 2>/dev/null | head -n 1 || true)
-	[ -n "$lodefs" ] || { echo "s3_ingest.sh: no build*/fs/lodefs; build first or pass LODEFS" >&2; exit 1; }
-fi
-[ -x "$lodefs" ] || { echo "s3_ingest.sh: $lodefs is not executable" >&2; exit 1; }
-lodefs=$(realpath "$lodefs")
+# shellcheck source=benchlib.sh
+. "$root/tools/bench/benchlib.sh"
+lodefs=$(bench_binary s3_ingest.sh fs/lodefs "$lodefs") || exit 1
 need=()
 command -v s3fs >/dev/null 2>&1 || need+=(s3fs)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
