@@ -411,6 +411,10 @@ void fs_dent_dir_changed(struct fs_dent *dir);
 void fs_docs_committed(struct fs *fs, int rc);
 /* Commits one document now; caller holds docs_mu. */
 int fs_docs_commit_one(struct fs *fs, struct fs_ino *ip);
+/* Commits a change of mode/times (and xattrs) of a stored document. */
+int fs_docs_commit_attr(struct fs *fs, struct fs_dent *d, const char *xattrs);
+/* 1 if ip's document has changes that the next flush commits anyway. */
+int fs_docs_open_dirty(struct fs *fs, struct fs_ino *ip);
 /* Adds the lodefs/dirs record of d to t. */
 int fs_docs_dir_record(struct store_txn *t, const struct fs_dent *d);
 /*
