@@ -438,6 +438,13 @@ struct store_stats {
 
 void store_get_stats(struct store *s, struct store_stats *st);
 
+/*
+ * A number that changes whenever anything in the store changes (each
+ * record applied, by this process or, through a refresh, another writer):
+ * equal numbers mean an unchanged state.  Thread safe, lock free.
+ */
+uint64_t store_version(struct store *s);
+
 /* Namespaces that hold vectors: fn(arg, ns, count, dim). */
 typedef int store_ns_fn(void *arg, const char *ns, size_t count, uint32_t dim);
 int store_namespaces(struct store *s, store_ns_fn *fn, void *arg);
