@@ -335,23 +335,40 @@ void engine_set_observer(struct engine *e, engine_observe_fn *fn, void *arg)
 
 /* --- commit --------------------------------------------------------------- */
 
-static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
+static int eng_commit_locked(struct engine *e, struct engine_batch *b,
+			     bool consume)
 {
 	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
 	struct eng_seg_hdr h = { .version = ENG_FORMAT_VERSION };
-	struct eng_buf seg = { 0 }, recs = { 0 };
+	struct eng_buf seg = { 0 };
 	char key[ENG_NAME_MAX];
+	size_t end;
 	int rc, tries;
 
 	if (e->broken)
 		return eng_fail(-EIO, "engine state is incomplete; reopen");
 	if (b->count > UINT32_MAX)
 		return eng_fail(-EINVAL, "too many records in one batch");
-	rc = eng_prepare(e, b, &recs);
+	/*
+	 * The records are prepared straight into the segment, after room
+	 * for its header: a batch is in memory twice at most (the batch,
+	 * the segment).  A batch the caller gives up (engine_commit_consume)
+	 * is given back to the kernel as it is prepared, and the segment as
+	 * it is applied: about once.
+	 */
+	eng_buf_zero(&seg, ENG_SEG_HDR);
+	rc = seg.err ? eng_fail(-ENOMEM, "out of memory")
+		     : eng_prepare(e, b, consume, &seg);
 	if (rc)
 		goto out_free;
-	strcpy(h.writer, e->writers[e->self].id);
 	h.nrec = (uint32_t)b->count;
+	if (consume) {
+		eng_buf_free(&b->recs); /* all in the segment now */
+		b->count = 0;
+		b->bytes = 0;
+	}
+	end = seg.len;
+	strcpy(h.writer, e->writers[e->self].id);
 	/*
 	 * A failed put burns its seq (the object may exist after all, if the
 	 * error came after the write); -EEXIST means the name is taken.
@@ -361,8 +378,7 @@ static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 	for (tries = 0;; tries++) {
 		h.seq = e->next_seq++;
 		h.hlc = eng_hlc_next(e);
-		seg.len = 0;
-		rc = eng_seg_encode(&seg, &h, recs.p, recs.len);
+		rc = eng_seg_seal(&seg, &h, end);
 		if (rc) {
 			rc = eng_fail(rc, "out of memory");
 			goto out_free;
@@ -377,8 +393,12 @@ static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 		goto out_free;
 	}
 	pthread_rwlock_wrlock(&e->lock);
-	rc = eng_recs_apply(e, recs.p, recs.len, 0, h.nrec, h.hlc, e->self,
-			    ENG_OBSERVE);
+	if (consume)
+		rc = eng_recs_apply_spend(e, &seg, end, ENG_SEG_HDR, h.nrec,
+					  h.hlc, e->self, ENG_OBSERVE);
+	else
+		rc = eng_recs_apply(e, seg.p, end, ENG_SEG_HDR, h.nrec, h.hlc,
+				    e->self, ENG_OBSERVE);
 	if (h.seq > e->writers[e->self].seen)
 		e->writers[e->self].seen = h.seq;
 	e->segments++;
@@ -397,6 +417,7 @@ static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 			      key);
 		goto out_free;
 	}
+	eng_buf_free(&seg);
 	if (e->ckpt_every && e->segments >= e->ckpt_every) {
 		/* the commit stands whether or not the checkpoint works */
 		eng_checkpoint_locked(e);
@@ -404,11 +425,10 @@ static int eng_commit_locked(struct engine *e, const struct engine_batch *b)
 	}
 out_free:
 	eng_buf_free(&seg);
-	eng_buf_free(&recs);
 	return rc;
 }
 
-int engine_commit(struct engine *e, struct engine_batch *b)
+static int eng_commit(struct engine *e, struct engine_batch *b, bool consume)
 {
 	int rc;
 
@@ -416,15 +436,35 @@ int engine_commit(struct engine *e, struct engine_batch *b)
 	if (!e || !b)
 		return eng_fail(-EINVAL, "no engine or no batch");
 	if (b->err)
-		return eng_fail(b->err, "%s", b->why);
-	if (!b->count)
-		return 0;
-	if (e->read_only)
-		return eng_fail(-EROFS, "engine is read-only");
-	pthread_mutex_lock(&e->commit_lock);
-	rc = eng_commit_locked(e, b);
-	pthread_mutex_unlock(&e->commit_lock);
+		rc = eng_fail(b->err, "%s", b->why);
+	else if (!b->count)
+		rc = 0;
+	else if (e->read_only)
+		rc = eng_fail(-EROFS, "engine is read-only");
+	else {
+		pthread_mutex_lock(&e->commit_lock);
+		rc = eng_commit_locked(e, b, consume);
+		pthread_mutex_unlock(&e->commit_lock);
+	}
+	if (consume) {
+		/* spent, whatever happened: empty, as engine_batch_new */
+		eng_buf_free(&b->recs);
+		b->count = 0;
+		b->bytes = 0;
+		b->err = 0;
+		b->why[0] = '\0';
+	}
 	return rc;
+}
+
+int engine_commit(struct engine *e, struct engine_batch *b)
+{
+	return eng_commit(e, b, false);
+}
+
+int engine_commit_consume(struct engine *e, struct engine_batch *b)
+{
+	return eng_commit(e, b, true);
 }
 
 int engine_checkpoint(struct engine *e)
@@ -598,7 +638,7 @@ static int eng_vblock_verify(const struct engine *e, const struct eng_coll *c,
 	int v = b->verified;
 
 	if (v == 0) {
-		v = XXH3_64bits(b->obj, b->obj_len) == b->obj_xxh3 ? 1 : -1;
+		v = eng_xxh3(b->obj, b->obj_len) == b->obj_xxh3 ? 1 : -1;
 		b->verified = v;
 	}
 	if (v > 0)

@@ -198,6 +198,16 @@ void engine_batch_rollback(struct engine_batch *b,
  */
 int engine_commit(struct engine *e, struct engine_batch *b);
 
+/*
+ * engine_commit of a batch the caller is done with: its memory is given
+ * back as its records are encoded, and the segment's as they are
+ * applied, so that a large batch (a persist/ import) is not in memory
+ * twice or three times beside the state it becomes.  The batch is spent
+ * whatever the result: it is left empty (engine_batch_count 0), to be
+ * freed or filled again; on error nothing is applied.
+ */
+int engine_commit_consume(struct engine *e, struct engine_batch *b);
+
 /* --- reads ---------------------------------------------------------------- */
 
 /*

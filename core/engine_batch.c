@@ -275,7 +275,11 @@ struct eng_vcoll {
 };
 
 struct eng_vkey {
-	const char *key; /* NULL: empty slot */
+	/*
+	 * Where the key is in the output, plus 1 (0: an empty slot): the
+	 * batch's own bytes may be given back while it is prepared.
+	 */
+	size_t key_at;
 	uint32_t coll;
 	uint32_t gen;
 	uint8_t type;
@@ -284,6 +288,7 @@ struct eng_vkey {
 
 struct eng_validate {
 	struct engine *e;
+	const struct eng_buf *out;
 	struct eng_vcoll *colls;
 	size_t ncolls;
 	size_t colls_cap;
@@ -319,7 +324,9 @@ static int eng_vcoll_get(struct eng_validate *v, const char *name,
 	}
 	vc = &v->colls[v->ncolls];
 	memset(vc, 0, sizeof(*vc));
-	vc->name = name;
+	vc->name = strdup(name); /* the batch's copy may go (spend) */
+	if (!vc->name)
+		return -ENOMEM;
 	vc->c = eng_coll_find(v->e, name);
 	if (vc->c) {
 		vc->live = vc->c->live;
@@ -341,7 +348,9 @@ static struct eng_vkey *eng_vkey_slot(struct eng_validate *v, uint32_t coll,
 	for (;; i = (i + 1) & mask) {
 		struct eng_vkey *k = &v->keys[i];
 
-		if (!k->key || (k->coll == coll && strcmp(k->key, key) == 0))
+		if (!k->key_at ||
+		    (k->coll == coll &&
+		     strcmp((const char *)v->out->p + k->key_at - 1, key) == 0))
 			return k;
 	}
 }
@@ -370,7 +379,7 @@ static int eng_prepare_rec(struct eng_validate *v, const struct eng_rec *r,
 		goto out_encode;
 	}
 	k = eng_vkey_slot(v, ci, r->key);
-	if (k->key && k->gen == vc->gen) {
+	if (k->key_at && k->gen == vc->gen) {
 		cur = k->type;
 		born = k->created;
 	} else if (vc->dropped) {
@@ -415,7 +424,7 @@ static int eng_prepare_rec(struct eng_validate *v, const struct eng_rec *r,
 	} else if (cur != ENGINE_NONE) {
 		vc->live--;
 	}
-	k->key = r->key;
+	k->key_at = out->len + ENG_REC_HDR + r->coll_len + 1 + 1;
 	k->coll = ci;
 	k->gen = vc->gen;
 	k->type = r->op == ENG_OP_PUT ? r->type : ENGINE_NONE;
@@ -426,11 +435,11 @@ out_encode:
 	return out->err ? eng_fail(-ENOMEM, "out of memory") : 0;
 }
 
-int eng_prepare(struct engine *e, const struct engine_batch *b,
+int eng_prepare(struct engine *e, struct engine_batch *b, bool spend,
 		struct eng_buf *out)
 {
-	struct eng_validate v = { .e = e };
-	size_t pos = 0, i;
+	struct eng_validate v = { .e = e, .out = out };
+	size_t pos = 0, i, done = 0;
 	const char *why;
 	struct eng_rec r;
 	int rc = 0;
@@ -439,7 +448,8 @@ int eng_prepare(struct engine *e, const struct engine_batch *b,
 	while (v.cap / 2 < b->count)
 		v.cap *= 2;
 	v.keys = calloc(v.cap, sizeof(*v.keys));
-	if (!v.keys || eng_buf_reserve(out, b->recs.len + b->count * 24)) {
+	if (!v.keys ||
+	    eng_buf_reserve(out, b->recs.len + b->count * 24 + ENG_TRAILER)) {
 		free(v.keys);
 		return eng_fail(-ENOMEM, "out of memory");
 	}
@@ -449,8 +459,13 @@ int eng_prepare(struct engine *e, const struct engine_batch *b,
 			rc = eng_fail(-EINVAL, "bad record in batch: %s", why);
 		else
 			rc = eng_prepare_rec(&v, &r, (uint32_t)i, out);
+		/* what was read is in `out` now (v.keys point there) */
+		if (spend && pos - done >= ENG_RELEASE_STEP)
+			eng_buf_release(&b->recs, &done, pos);
 	}
 	free(v.keys);
+	for (i = 0; i < v.ncolls; i++)
+		free((char *)v.colls[i].name);
 	free(v.colls);
 	return rc;
 }
@@ -475,18 +490,22 @@ static int eng_rec_created(struct engine *e, const struct eng_rec *r,
 	return cs->writer == ENG_NO_WRITER ? -ENOMEM : 0;
 }
 
-int eng_recs_apply(struct engine *e, const uint8_t *p, size_t end, size_t pos,
-		   uint32_t nrec, uint64_t hlc, uint32_t w, unsigned flags)
+static int eng_recs_apply_buf(struct engine *e, const uint8_t *p, size_t end,
+			      size_t pos, uint32_t nrec, uint64_t hlc,
+			      uint32_t w, unsigned flags, struct eng_buf *spend)
 {
 	struct eng_cstamp cs;
 	const char *why;
 	struct eng_rec r;
+	size_t done = pos;
 	uint32_t i;
 	int rc = 0;
 
 	for (i = 0; i < nrec && rc >= 0; i++) {
 		struct eng_coll *c;
 
+		if (spend && pos - done >= ENG_RELEASE_STEP)
+			eng_buf_release(spend, &done, pos);
 		if (eng_rec_next(p, end, &pos, &r, &why)) {
 			rc = -EUCLEAN; /* verified before: cannot happen */
 			break;
@@ -513,4 +532,18 @@ int eng_recs_apply(struct engine *e, const uint8_t *p, size_t end, size_t pos,
 	/* what was applied becomes visible in order, even after a failure */
 	eng_settle(e);
 	return rc < 0 ? rc : 0;
+}
+
+int eng_recs_apply(struct engine *e, const uint8_t *p, size_t end, size_t pos,
+		   uint32_t nrec, uint64_t hlc, uint32_t w, unsigned flags)
+{
+	return eng_recs_apply_buf(e, p, end, pos, nrec, hlc, w, flags, NULL);
+}
+
+int eng_recs_apply_spend(struct engine *e, struct eng_buf *seg, size_t end,
+			 size_t pos, uint32_t nrec, uint64_t hlc, uint32_t w,
+			 unsigned flags)
+{
+	return eng_recs_apply_buf(e, seg->p, end, pos, nrec, hlc, w, flags,
+				  seg);
 }

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "core/engine_int.h"
 
 /* True if a tombstone is young enough to go into the checkpoint. */
@@ -75,7 +73,7 @@ static int eng_value_sum(const struct engine *e, const struct eng_coll *c,
 		*sum = eng_le64((const uint8_t *)s->key - ENG_KEYS_ENT +
 				ENG_KEYS_SUM);
 	else
-		*sum = XXH3_64bits(data, len);
+		*sum = eng_xxh3(data, len);
 	return 0;
 }
 
@@ -239,7 +237,7 @@ static int eng_ckpt_put(struct engine *e, const char *id, struct eng_mobj *o,
 
 	snprintf(key, sizeof(key), "ckpt/%s/%s", id, o->name);
 	o->size = b->len;
-	o->xxh3 = XXH3_64bits(b->p ? b->p : (const uint8_t *)"", b->len);
+	o->xxh3 = eng_xxh3(b->p ? b->p : (const uint8_t *)"", b->len);
 	rc = backend_put(e->be, key, b->p ? b->p : (const uint8_t *)"", b->len,
 			 &absent);
 	if (rc)

@@ -4,10 +4,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <xxhash.h>
+#ifdef LODEFS_XXH_DISPATCH
+/* the *_dispatch functions by name, XXH3_64bits left as it is */
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "core/engine_int.h"
 
@@ -35,6 +42,33 @@ const char *engine_last_error(void)
 	return eng_errbuf;
 }
 
+/* --- checksums ------------------------------------------------------------ */
+
+#ifdef LODEFS_XXH_DISPATCH
+static pthread_once_t eng_xxh3_once = PTHREAD_ONCE_INIT;
+
+/*
+ * The dispatcher picks its variant at its first long input, without a
+ * lock: done once here, before two readers can race to it.
+ */
+static void eng_xxh3_init(void)
+{
+	static const uint8_t zeros[256];
+
+	(void)XXH3_64bits_dispatch(zeros, sizeof(zeros));
+}
+#endif
+
+uint64_t eng_xxh3(const void *p, size_t n)
+{
+#ifdef LODEFS_XXH_DISPATCH
+	pthread_once(&eng_xxh3_once, eng_xxh3_init);
+	return XXH3_64bits_dispatch(p, n);
+#else
+	return XXH3_64bits(p, n);
+#endif
+}
+
 /* --- buffers -------------------------------------------------------------- */
 
 int eng_buf_reserve(struct eng_buf *b, size_t n)
@@ -57,6 +91,18 @@ int eng_buf_reserve(struct eng_buf *b, size_t n)
 	b->p = p;
 	b->cap = cap;
 	return 0;
+}
+
+void eng_buf_release(struct eng_buf *b, size_t *done, size_t upto)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = ((uintptr_t)b->p + *done + pg - 1) & ~(pg - 1);
+	uintptr_t to = ((uintptr_t)b->p + upto) & ~(pg - 1);
+
+	if (!b->p || upto > b->len || to < from + ENG_RELEASE_STEP)
+		return;
+	if (madvise((void *)from, to - from, MADV_DONTNEED) == 0)
+		*done = to - (uintptr_t)b->p;
 }
 
 void eng_buf_put(struct eng_buf *b, const void *data, size_t n)
@@ -451,25 +497,33 @@ int eng_rec_next(const uint8_t *p, size_t n, size_t *pos, struct eng_rec *r,
  * Header (64 bytes): magic "LODEFSSG", u16 version, u8 writer length,
  * u8 0, u32 record count, u64 seq, u64 HLC, writer id NUL-padded to 32.
  */
-int eng_seg_encode(struct eng_buf *out, const struct eng_seg_hdr *h,
-		   const uint8_t *recs, size_t recs_len)
+int eng_seg_seal(struct eng_buf *seg, const struct eng_seg_hdr *h,
+		 size_t recs_end)
 {
+	struct eng_buf hdr = { 0 };
 	size_t wl = strlen(h->writer);
 	char w[ENG_WRITER_MAX] = { 0 };
 
+	if (seg->err)
+		return seg->err;
 	memcpy(w, h->writer, wl);
-	eng_buf_put(out, ENG_SEG_MAGIC, ENG_MAGIC_LEN);
-	eng_buf_u16(out, ENG_FORMAT_VERSION);
-	eng_buf_u8(out, (uint8_t)wl);
-	eng_buf_u8(out, 0);
-	eng_buf_u32(out, h->nrec);
-	eng_buf_u64(out, h->seq);
-	eng_buf_u64(out, h->hlc);
-	eng_buf_put(out, w, ENG_WRITER_MAX);
-	eng_buf_put(out, recs, recs_len);
-	if (!out->err)
-		eng_buf_u64(out, XXH3_64bits(out->p, out->len));
-	return out->err;
+	eng_buf_put(&hdr, ENG_SEG_MAGIC, ENG_MAGIC_LEN);
+	eng_buf_u16(&hdr, ENG_FORMAT_VERSION);
+	eng_buf_u8(&hdr, (uint8_t)wl);
+	eng_buf_u8(&hdr, 0);
+	eng_buf_u32(&hdr, h->nrec);
+	eng_buf_u64(&hdr, h->seq);
+	eng_buf_u64(&hdr, h->hlc);
+	eng_buf_put(&hdr, w, ENG_WRITER_MAX);
+	if (hdr.err) {
+		eng_buf_free(&hdr);
+		return -ENOMEM;
+	}
+	memcpy(seg->p, hdr.p, ENG_SEG_HDR);
+	eng_buf_free(&hdr);
+	seg->len = recs_end;
+	eng_buf_u64(seg, eng_xxh3(seg->p, seg->len));
+	return seg->err;
 }
 
 int eng_seg_parse_hdr(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
@@ -517,7 +571,7 @@ int eng_seg_verify(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
 	if (n < ENG_SEG_HDR + ENG_TRAILER)
 		return *why = "shorter than an empty segment", -EBADMSG;
 	end = n - ENG_TRAILER;
-	if (XXH3_64bits(p, end) != eng_le64(p + end))
+	if (eng_xxh3(p, end) != eng_le64(p + end))
 		return *why = "checksum mismatch", -EBADMSG;
 	rc = eng_seg_parse_hdr(p, n, h, why);
 	if (rc)
@@ -629,7 +683,7 @@ int eng_manifest_parse(const void *p, size_t n, struct eng_manifest *m,
 	memset(m, 0, sizeof(*m));
 	if (n < 19 || s[n - 1] != '\n' || s[n - 18] != '\n')
 		return *why = "manifest is truncated", -EUCLEAN;
-	if (eng_hex16(s + n - 17, &sum) || XXH3_64bits(s, n - 17) != sum)
+	if (eng_hex16(s + n - 17, &sum) || eng_xxh3(s, n - 17) != sum)
 		return *why = "manifest checksum mismatch", -EUCLEAN;
 	root = json_loadb(s, n - 18, 0, NULL);
 	if (!json_is_object(root)) {
@@ -750,7 +804,7 @@ int eng_manifest_build(const struct eng_manifest *m, char **out, size_t *len)
 	memcpy(full, text, n);
 	full[n] = '\n';
 	snprintf(full + n + 1, 18, "%016llx\n",
-		 (unsigned long long)XXH3_64bits(full, n + 1));
+		 (unsigned long long)eng_xxh3(full, n + 1));
 	free(text);
 	json_decref(root);
 	json_decref(ws);

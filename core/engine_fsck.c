@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <xxhash.h>
 
 #include "core/engine_int.h"
 
@@ -160,7 +159,7 @@ static int fsck_ext_obj(struct fsck *f, const char *key,
 	if (n != o->size)
 		fsck_say(f, true, key, "size %zu, manifest says %llu%s", n,
 			 (unsigned long long)o->size, ext);
-	else if (XXH3_64bits(p, n) != o->xxh3)
+	else if (eng_xxh3(p, n) != o->xxh3)
 		fsck_say(f, true, key, "checksum mismatch%s", ext);
 	free(p);
 	return 0;
@@ -224,7 +223,7 @@ static int fsck_ckpt_obj(struct fsck *f, const struct eng_manifest *m,
 		rc = eng_vec_check(c->l.data, c->l.len, o, &why);
 	else if (strcmp(o->name, ENG_OBJ_VALUES) == 0)
 		rc = eng_vals_check(c->l.data, c->l.len, &why);
-	c->sum_bad = XXH3_64bits(c->l.data, c->l.len) != o->xxh3;
+	c->sum_bad = eng_xxh3(c->l.data, c->l.len) != o->xxh3;
 	if (rc) {
 		fsck_say(f, false, c->key, "%s", why);
 		goto out_release;

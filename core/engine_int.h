@@ -93,6 +93,18 @@ int eng_fail(int rc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void eng_clear_error(void);
 
+/* --- checksums ------------------------------------------------------------ */
+
+/*
+ * The format's xxh3: XXH3_64bits with seed 0, of segments, checkpoint
+ * objects and values.  Where libxxhash has its x86 dispatcher (Debian's
+ * does), the AVX2 or AVX-512 variant is picked at run time: the same sums
+ * at 2.5x the speed of the library's default SSE2 code here (14.5 against
+ * 5.9 GB/s), which a value read from a checkpoint pays before its first
+ * byte is handed out.
+ */
+uint64_t eng_xxh3(const void *p, size_t n);
+
 /* --- growable byte buffer ------------------------------------------------- */
 
 struct eng_buf {
@@ -104,6 +116,17 @@ struct eng_buf {
 
 /* Makes room for n more bytes; returns 0 or -ENOMEM (also sticky). */
 int eng_buf_reserve(struct eng_buf *b, size_t n);
+/*
+ * Gives the whole pages of b's bytes [*done, upto) back to the kernel
+ * (anonymous memory: they read as zeros afterwards), for a large buffer
+ * walked once from front to back whose bytes before upto will not be
+ * read again; *done is where the last call stopped.  Only pages strictly
+ * inside the buffer go, so what the allocator keeps around the block is
+ * untouched, and free() works as ever.  Does nothing for less than
+ * ENG_RELEASE_STEP bytes.
+ */
+#define ENG_RELEASE_STEP (8u << 20)
+void eng_buf_release(struct eng_buf *b, size_t *done, size_t upto);
 void eng_buf_put(struct eng_buf *b, const void *data, size_t n);
 void eng_buf_u8(struct eng_buf *b, uint8_t v);
 void eng_buf_u16(struct eng_buf *b, uint16_t v);
@@ -132,10 +155,12 @@ struct engine_batch {
 /*
  * Checks the batch against the engine's state and encodes its records for
  * the segment into out, with what this writer saw (ENG_RF_*, creation
- * references).  Returns 0, -EINVAL or -ENOMEM with engine_last_error()
- * set.  Caller holds commit_lock.
+ * references).  With `spend` the pages of the batch's records already
+ * encoded are given back as it goes (eng_buf_release): the batch is
+ * garbage afterwards.  Returns 0, -EINVAL or -ENOMEM with
+ * engine_last_error() set.  Caller holds commit_lock.
  */
-int eng_prepare(struct engine *e, const struct engine_batch *b,
+int eng_prepare(struct engine *e, struct engine_batch *b, bool spend,
 		struct eng_buf *out);
 /*
  * Applies `nrec` verified records at [p + pos, p + end) of the batch
@@ -144,6 +169,14 @@ int eng_prepare(struct engine *e, const struct engine_batch *b,
  */
 int eng_recs_apply(struct engine *e, const uint8_t *p, size_t end, size_t pos,
 		   uint32_t nrec, uint64_t hlc, uint32_t w, unsigned flags);
+/*
+ * eng_recs_apply of the records in buffer `seg`, giving back the pages of
+ * the records applied as it goes (eng_buf_release): seg is garbage
+ * afterwards.
+ */
+int eng_recs_apply_spend(struct engine *e, struct eng_buf *seg, size_t end,
+			 size_t pos, uint32_t nrec, uint64_t hlc, uint32_t w,
+			 unsigned flags);
 
 /* --- names and validation ------------------------------------------------- */
 
@@ -206,9 +239,15 @@ struct eng_seg_hdr {
 	uint64_t hlc;
 };
 
-/* Builds a whole segment object around `recs`; returns -ENOMEM or 0. */
-int eng_seg_encode(struct eng_buf *out, const struct eng_seg_hdr *h,
-		   const uint8_t *recs, size_t recs_len);
+/*
+ * Makes a whole segment object of `seg`, whose first ENG_SEG_HDR bytes
+ * were reserved for the header and whose records end at recs_end: writes
+ * the header there and appends the checksum.  It sets seg->len to
+ * recs_end first, so a segment can be sealed again (another seq, HLC).
+ * Returns -ENOMEM or 0.
+ */
+int eng_seg_seal(struct eng_buf *seg, const struct eng_seg_hdr *h,
+		 size_t recs_end);
 /* Parses the fixed header only (first ENG_SEG_HDR bytes). */
 int eng_seg_parse_hdr(const uint8_t *p, size_t n, struct eng_seg_hdr *h,
 		      const char **why);

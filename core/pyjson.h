@@ -12,7 +12,11 @@
  * short), floats as repr() (the shortest text that reads back to the same
  * double; "1.0", "1e-05", "1e+16", "NaN", "Infinity", "-Infinity"), keys in
  * the order inserted, no trailing newline.  This module writes exactly
- * that, streaming, and reads such files without building a tree.
+ * that, streaming, and reads such files without building a tree.  The
+ * numbers its own code does not settle when reading (more than 19
+ * digits, exponents past 10^22, near a float32 rounding midpoint) go
+ * through strtod/strtof, which need LC_NUMERIC "C" (lodefs never calls
+ * setlocale).  Everything here is reentrant: no global state.
  */
 
 /* --- writing ------------------------------------------------------------ */
@@ -29,7 +33,11 @@ struct pyj_out {
 	uint64_t total; /* bytes handed to write() or buffered so far */
 };
 
-/* Sets up o with a buffer (some 256 KiB): 0 or -ENOMEM. */
+/*
+ * Sets up o with a buffer (256 KiB): 0 or -ENOMEM.  With write NULL
+ * nothing is handed on: the buffer grows and holds the whole output
+ * (o->buf, o->len) until pyj_out_finish.
+ */
 int pyj_out_init(struct pyj_out *o, pyj_write_fn *write, void *arg);
 /* Hands the buffered bytes to write(): returns o->err. */
 int pyj_out_flush(struct pyj_out *o);
@@ -62,10 +70,18 @@ size_t pyj_fmt_f64(char *buf, double d);
 /*
  * One JSON value given as text (any valid JSON: compact, pretty, jansson's
  * or Python's spelling) written as json.dumps(json.loads(text)) would
- * write it: strings re-escaped, integers as given (no leading zeros, "-0"
- * stays), reals as repr(), NaN/Infinity accepted.  Returns 0, or -EINVAL
- * if `json` is not one valid JSON value (nothing sensible is written
- * then; o->err is not set).
+ * write it: strings re-escaped, integers as given (the grammar allows no
+ * leading zeros; "-0" becomes "0" as int() makes it), reals as repr() of
+ * strtod's double ("1E5" -> "100000.0", "1e400" -> "Infinity"),
+ * NaN/Infinity/-Infinity accepted, lone surrogate escapes kept (as
+ * Python keeps them), and a key that comes twice in an object kept once,
+ * with its last value, at its first place (as a dict keeps it).  One
+ * streaming pass; a value with a repeated key is written again from a
+ * tree.  Returns 0; -EINVAL if `json` is not one valid JSON value, nests
+ * deeper than 4096 containers, or holds an integer of more than 4300
+ * digits (Python 3.11 refuses to read it); -ENOMEM; or o->err if the
+ * output has failed (now or before).  After -EINVAL part of the value may
+ * have been written; o->err is not set.
  */
 int pyj_value(struct pyj_out *o, const char *json, size_t len);
 
@@ -83,8 +99,13 @@ int pyj_str_sink(void *outer, const void *data, size_t len);
 
 /*
  * A pull reader over JSON text held in memory (a mapped file): one token
- * per pyj_next.  It checks the grammar as it goes; values can be skipped
- * or copied in compact form without being decoded.
+ * per pyj_next.  It checks the grammar as it goes (RFC 8259, plus
+ * Python's NaN, Infinity and -Infinity as numbers; containers nest at most
+ * 4096 deep); values can be skipped or copied in compact form without
+ * being decoded.  Strings must be valid UTF-8; a \uXXXX escape of an
+ * unpaired surrogate is accepted, as Python accepts it, and decoded to
+ * the surrogate's 3-byte form (ED A0..BF xx, as WTF-8 holds it).  After
+ * PYJ_ERROR every call returns PYJ_ERROR again.
  */
 enum pyj_tok {
 	PYJ_ERROR = -1, /* in->err says why and where */
@@ -103,13 +124,19 @@ enum pyj_tok {
 
 struct pyj_in {
 	const char *start, *p, *end;
-	/* PYJ_KEY/PYJ_STR: decoded UTF-8 (may hold NUL); PYJ_NUM: text. */
+	/*
+	 * PYJ_KEY/PYJ_STR: decoded UTF-8 (may hold NUL); PYJ_NUM: text.
+	 * Points into the input (no escape) or into the reader's scratch;
+	 * valid until the next call.
+	 */
 	const char *str;
 	size_t slen;
 	int num_int;	 /* PYJ_NUM: 1 if an integer (no '.', 'e') */
 	int num_special; /* PYJ_NUM: 1 for NaN, Infinity, -Infinity */
-	char err[200];
+	char err[200];	 /* "line L column C (byte B): why", lines from 1 */
 	/* the reader's own */
+	const char *tok; /* where the last token starts */
+	unsigned sflags; /* what the last string held (strict checks) */
 	char *scratch;
 	size_t scratch_cap;
 	unsigned depth;
@@ -129,24 +156,34 @@ static inline size_t pyj_in_offset(const struct pyj_in *in)
 /*
  * Reads the next value (whole: an object or array with all it holds) and
  * appends its text with the whitespace between tokens removed to *buf
- * (realloc'd, *len and *cap updated).  `strict` refuses what jansson would
- * refuse to load (NaN/Infinity, \u0000, an unpaired surrogate escape, an
- * integer outside int64, nesting deeper than 2048), so the engine can store
- * the text without parsing it again (engine_batch_put_json_compact).
- * Returns the value's first token, or PYJ_ERROR.
+ * (realloc'd, *len and *cap updated; the caller frees *buf).  `strict`
+ * refuses what jansson 2.14's json_loadb(text, len, 0, ...) would refuse
+ * to load, so the engine can store the text without parsing it again
+ * (engine_batch_put_json_compact): a value that is not an object or
+ * array, NaN/Infinity, \u0000 (in keys too), an unpaired surrogate
+ * escape, an integer outside int64, a real that overflows a double, and
+ * a value more than 2048 levels deep (jansson counts every value, the
+ * top one 1: 2048 nested arrays load, 2047 around a number is the most).
+ * Returns the value's first token, or PYJ_ERROR (in->err says why; *len
+ * is back to what it was).
  */
 enum pyj_tok pyj_copy_value(struct pyj_in *in, int strict, char **buf,
 			    size_t *len, size_t *cap);
-/* Skips the next value whole: its first token or PYJ_ERROR. */
+/*
+ * Skips the next value whole: returns its first token, or PYJ_ERROR.  At
+ * the end of a container (or of the text) it returns that token
+ * (PYJ_OBJ_END, PYJ_ARR_END, PYJ_EOF), consumed as pyj_next would.
+ */
 enum pyj_tok pyj_skip_value(struct pyj_in *in);
 
 /*
  * A number's text (as PYJ_NUM gives it, NaN/Infinity too) as float32,
  * correctly rounded as strtof would: 0, or -EINVAL if it is not a number
- * or overflows float32 (a finite number that rounds to infinity).
+ * in JSON's grammar or overflows float32 (a finite number that rounds to
+ * infinity; one that underflows gives 0 or a subnormal).
  */
 int pyj_parse_f32(const char *s, size_t len, float *out);
-/* The same to double (as strtod). */
+/* The same to double (as strtod; -EINVAL if it overflows a double). */
 int pyj_parse_f64(const char *s, size_t len, double *out);
 
 #endif

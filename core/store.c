@@ -177,6 +177,12 @@ int store_vec_coll(const char *ns, char *buf, size_t size)
 	return 0;
 }
 
+void store_vec_meta_coll(const char *ns, char *buf, size_t size)
+{
+	snprintf(buf, size, STORE_C_VEC_META_PREFIX "%s",
+		 ns && *ns ? ns : STORE_NS_DEFAULT);
+}
+
 struct store_nslist {
 	char **v;
 	size_t n, cap;
@@ -516,13 +522,28 @@ int store_vec_get(struct store *s, const char *ns, const char *id, float **v,
 
 int store_vec_del(struct store *s, const char *ns, const char *id)
 {
-	char coll[STORE_NS_MAX + 32];
+	char coll[STORE_NS_MAX + 32], meta[STORE_NS_MAX + 32];
+	struct engine_batch *b;
 	int rc;
 
 	rc = store_vec_coll(ns, coll, sizeof(coll));
 	if (rc)
 		return rc;
-	return store_kv_del(s, coll, id);
+	if (!engine_exists(s->eng, coll, id))
+		return -ENOENT;
+	b = engine_batch_new();
+	if (!b)
+		return -ENOMEM;
+	/* what persist/ kept of the id (its vector store entry) goes too */
+	store_vec_meta_coll(ns, meta, sizeof(meta));
+	rc = engine_batch_del(b, coll, id);
+	if (!rc)
+		rc = engine_batch_del(b, meta, id);
+	if (rc) {
+		engine_batch_free(b);
+		return rc;
+	}
+	return store_commit_free(s, b);
 }
 
 /* --- stats -------------------------------------------------------------- */
@@ -558,6 +579,11 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->triples = t.n;
 	st->queries = atomic_load(&s->queries);
 	st->keyword_index_loaded = s->bm25_loaded;
+}
+
+uint64_t store_version(struct store *s)
+{
+	return atomic_load(&s->version);
 }
 
 int store_namespaces(struct store *s, store_ns_fn *fn, void *arg)

@@ -351,9 +351,15 @@ int store_batch_del_node(struct engine_batch *b, char *const *nss,
 	rc = engine_batch_del(b, STORE_C_DATA, id);
 	if (!rc)
 		rc = engine_batch_del(b, STORE_C_META, id);
+	if (!rc)
+		rc = engine_batch_put_json_compact(b, STORE_C_NODES_DEL, id,
+						   "{}", 2);
 	for (; !rc && nss && *nss; nss++) {
 		snprintf(coll, sizeof(coll), STORE_VEC_PREFIX "%s", *nss);
 		rc = engine_batch_del(b, coll, id);
+		store_vec_meta_coll(*nss, coll, sizeof(coll));
+		if (!rc)
+			rc = engine_batch_del(b, coll, id);
 	}
 	return rc;
 }

@@ -10,16 +10,26 @@
 #include "core/store.h"
 #include "core/text.h"
 
-#define STORE_C_DATA	 "docstore/data"
-#define STORE_C_META	 "docstore/metadata"
-#define STORE_C_REFS	 "docstore/ref_doc_info"
-#define STORE_C_INDEX	 "index_store/data"
-#define STORE_C_GRAPH	 "graph_store/data"
-#define STORE_C_CONTENT	 "lodefs/content"
-#define STORE_C_FILES	 "lodefs/files"
-#define STORE_C_DIRS	 "lodefs/dirs"
-#define STORE_VEC_PREFIX "vector_store/"
-#define STORE_NS_MAX	 200
+#define STORE_C_DATA	"docstore/data"
+#define STORE_C_META	"docstore/metadata"
+#define STORE_C_REFS	"docstore/ref_doc_info"
+#define STORE_C_INDEX	"index_store/data"
+#define STORE_C_GRAPH	"graph_store/data"
+#define STORE_C_CONTENT "lodefs/content"
+#define STORE_C_FILES	"lodefs/files"
+#define STORE_C_DIRS	"lodefs/dirs"
+/*
+ * persist/ (core/persist.h): per vector namespace, what the file said of
+ * each id besides its vector ("lodefs/vec_meta/<ns>": id -> {"ref_doc_id":
+ * D, "metadata": M}); node ids deleted since the vector index was written
+ * (id -> {}); each file's top-level layout; files kept as text.
+ */
+#define STORE_C_VEC_META_PREFIX "lodefs/vec_meta/"
+#define STORE_C_NODES_DEL	"lodefs/nodes_dict_del"
+#define STORE_C_PERSIST		"lodefs/persist"
+#define STORE_C_PERSIST_FILES	"lodefs/persist_files"
+#define STORE_VEC_PREFIX	"vector_store/"
+#define STORE_NS_MAX		200
 
 /* LlamaIndex's NodeRelationship and ObjectType values. */
 #define STORE_REL_SOURCE    "1"
@@ -39,6 +49,8 @@ struct store {
 	/* Serialises read-modify-write sequences (ref_doc_info, triples). */
 	pthread_mutex_t wlock;
 	atomic_uint_fast64_t queries;
+	/* Records applied (store_observe): store_version(). */
+	atomic_uint_fast64_t version;
 	/*
 	 * Changes other writers made (ENGINE_OBS_REMOTE), kept for
 	 * store_refresh while tracking is on: kinds and keys, chg_mu.
@@ -137,6 +149,8 @@ int store_get_object(struct store *s, const char *coll, const char *key,
 
 /* Writes "vector_store/<ns>" into buf; -EINVAL for an invalid ns. */
 int store_vec_coll(const char *ns, char *buf, size_t size);
+/* Writes "lodefs/vec_meta/<ns>" into buf (ns as checked by store_vec_coll). */
+void store_vec_meta_coll(const char *ns, char *buf, size_t size);
 
 /* Checks an id (node, doc, index, subject): non-empty UTF-8, not too long. */
 int store_check_id(const char *what, const char *id);
@@ -159,8 +173,10 @@ int store_list_namespaces(struct store *s, char ***out);
 void store_free_strv(char **v);
 
 /*
- * Adds to `b` the deletion of node `id`: its docstore data and metadata and
- * its vector in every namespace of `nss`.
+ * Adds to `b` the deletion of node `id`: its docstore data and metadata,
+ * its vector and persist/ vector metadata in every namespace of `nss`,
+ * and a tombstone in lodefs/nodes_dict_del (so the vector index of
+ * index_store.json leaves it out while it is gone; core/persist.h).
  */
 int store_batch_del_node(struct engine_batch *b, char *const *nss,
 			 const char *id);

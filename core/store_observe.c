@@ -110,6 +110,7 @@ void store_observe(void *arg, const char *coll, const char *key,
 	const struct store_hint *hint;
 	json_t *w, *text;
 
+	atomic_fetch_add(&s->version, 1);
 	if (flags & ENGINE_OBS_REMOTE)
 		store_note_change(s, coll, key, flags);
 	if (strcmp(coll, STORE_C_DATA) != 0)

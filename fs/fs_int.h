@@ -31,6 +31,7 @@ enum {
 	FS_INO_ERRORS,
 	FS_INO_RELMAP,
 	FS_INO_REFRESH,
+	FS_INO_PERSIST,
 	FS_INO_FIXED_MAX = 255,
 };
 
@@ -55,6 +56,7 @@ enum fs_kind {
 	FS_K_QTEXT,   /* keys: option path, text */
 	FS_K_QREQ,    /* keys: file name (a JSON request) */
 	FS_K_META,    /* a file of .lodefs/ (stats, config, errors) */
+	FS_K_PERSIST, /* keys: file name in persist/ */
 };
 
 enum fs_sync {
@@ -264,6 +266,8 @@ struct fs {
 	int refresher_running, refresher_stop;
 	atomic_uint_fast64_t refreshes, refresh_changes, refresh_errors;
 	atomic_uint_fast64_t last_refresh_ns;
+
+	struct fs_persist *persist; /* persist/ (fs_persist.c) */
 };
 
 /* The fs of a request (set as the session's userdata). */
@@ -280,6 +284,7 @@ struct fs_handle {
 	int keep_cache; /* content never changes: the page cache may keep it */
 	char *buf;	/* virtual file: snapshot to read, or bytes written */
 	size_t len, cap;
+	struct fs_phandle *ph; /* a file of persist/ (fs_persist.c) */
 };
 
 /* A directory listing snapshot (fi->fh of a directory). */
@@ -513,6 +518,42 @@ int fs_refresh_now(struct fs *fs);
 /* The thread that does it every opts.refresh seconds (none if 0). */
 int fs_refresher_start(struct fs *fs);
 void fs_refresher_stop(struct fs *fs);
+
+/* --- fs_persist.c: persist/ -------------------------------------------- */
+
+/* Sets up fs->persist (fs_views_init); fs_persist_free at unmount. */
+int fs_persist_init(struct fs *fs);
+void fs_persist_free(struct fs *fs);
+/* Entry of persist/<name> if the directory shows it; never cached. */
+int fs_persist_lookup(struct fs *fs, const char *name,
+		      struct fuse_entry_param *e);
+/* Entry of a persist file by inode number; -ESTALE if none has it. */
+int fs_persist_resolve(struct fs *fs, uint64_t ino, struct fuse_entry_param *e);
+int fs_persist_list(struct fs *fs, struct fs_dirlist *l);
+/*
+ * Attributes: with a handle (a getattr that carries one), of what it
+ * reads or wrote; without, of the file generated from the store as it is
+ * now (its exact size).
+ */
+int fs_persist_getattr(struct fs *fs, struct fs_ino *ip, struct fs_handle *h,
+		       struct stat *st);
+int fs_persist_open(struct fs *fs, struct fs_ino *ip, int flags,
+		    struct fs_handle **h);
+/* -EINVAL (with an error line) for a name persist_name refuses. */
+int fs_persist_create(struct fs *fs, const char *name,
+		      struct fuse_entry_param *e, struct fs_handle **h);
+void fs_persist_read(struct fs *fs, fuse_req_t req, struct fs_handle *h,
+		     size_t size, off_t off);
+ssize_t fs_persist_write(struct fs *fs, struct fs_handle *h, const char *buf,
+			 size_t size, off_t off);
+int fs_persist_truncate(struct fs *fs, struct fs_handle *h, off_t size);
+/* Imports what was written since the last import (flush, fsync). */
+int fs_persist_apply(struct fs *fs, struct fs_handle *h);
+void fs_persist_release(struct fs *fs, struct fs_handle *h);
+/* -EPERM with an error line: `what` (rm, mkdir) is not for persist/. */
+int fs_persist_refuse(struct fs *fs, const char *name, const char *what);
+/* The "persist" object of .lodefs/stats (a new reference). */
+json_t *fs_persist_stats(struct fs *fs);
 
 /* --- fs_meta.c: .lodefs/ ---------------------------------------------- */
 

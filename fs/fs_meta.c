@@ -193,6 +193,7 @@ static json_t *fs_meta_stats(struct fs *fs)
 		o, "cache",
 		json_pack("{s:I,s:b}", "inodes", (json_int_t)fs->itab_n,
 			  "keyword_index_loaded", st.keyword_index_loaded));
+	json_object_set_new(o, "persist", fs_persist_stats(fs));
 	json_object_set_new(o, "requests", ops);
 	json_object_set_new(o, "errors",
 			    json_integer((json_int_t)fs->errs.total));

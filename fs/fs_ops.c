@@ -163,8 +163,17 @@ static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino,
 	fs_count(fs, FS_OP_GETATTR);
 	if (!(ip = fs_req_ino(req, ino)))
 		return;
-	rc = fs_is_doc(ip) ? fs_docs_getattr(fs, ip, &st)
-			   : fs_view_getattr(fs, ip, &st);
+	/* with a file handle (the kernel refreshing an open file's size):
+	 * the state that handle reads */
+	if (ip->kind == FS_K_PERSIST)
+		rc = fs_persist_getattr(
+			fs, ip,
+			fi && fi->fh ? (struct fs_handle *)(uintptr_t)fi->fh
+				     : NULL,
+			&st);
+	else
+		rc = fs_is_doc(ip) ? fs_docs_getattr(fs, ip, &st)
+				   : fs_view_getattr(fs, ip, &st);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -194,6 +203,16 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (fs_is_doc(ip) && ip->ino != FS_INO_DOCS) {
 		rc = fs_docs_setattr(fs, ip, attr, to_set, &st);
+	} else if (ip->kind == FS_K_PERSIST && (to_set & FUSE_SET_ATTR_SIZE)) {
+		/* only through an open file: it is imported whole at close */
+		struct fs_handle *h =
+			fi && fi->fh ? (struct fs_handle *)(uintptr_t)fi->fh
+				     : NULL;
+
+		rc = h ? fs_persist_truncate(fs, h, attr->st_size)
+		       : fs_persist_refuse(fs, ip->keys[0], "truncate by name");
+		if (!rc)
+			rc = fs_persist_getattr(fs, ip, h, &st);
 	} else if ((to_set & FUSE_SET_ATTR_SIZE) && fi && fi->fh &&
 		   !fs_is_doc(ip)) {
 		/* truncating a virtual file open for writing */
@@ -316,6 +335,10 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_docs_read(fs, req, h, size, off);
 		return;
 	}
+	if (h->ph) {
+		fs_persist_read(fs, req, h, size, off);
+		return;
+	}
 	if ((size_t)off >= h->len) {
 		fuse_reply_buf(req, NULL, 0);
 	} else {
@@ -347,6 +370,8 @@ static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	fs_count(fs, FS_OP_WRITE);
 	if (fs_is_doc(h->ip)) {
 		n = fs_docs_write(fs, h, buf, size, off);
+	} else if (h->ph) {
+		n = fs_persist_write(fs, h, buf, size, off);
 	} else if (h->ip->kind == FS_K_GOBJ) {
 		n = -EINVAL; /* a triple has no content */
 		fs_error(fs, h->ip->keys[2],
@@ -740,8 +765,15 @@ static void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
+/* After the last request: what the views keep between requests goes. */
+static void fs_op_destroy(void *userdata)
+{
+	fs_persist_free(userdata);
+}
+
 const struct fuse_lowlevel_ops fs_ops = {
 	.init = fs_op_init,
+	.destroy = fs_op_destroy,
 	.lookup = fs_op_lookup,
 	.forget = fs_op_forget,
 	.forget_multi = fs_op_forget_multi,

@@ -21,6 +21,7 @@ const struct fs_top fs_tops[] = {
 	{ "kv", FS_INO_KV, FS_K_TOP, FS_INO_ROOT },
 	{ "graph", FS_INO_GRAPH, FS_K_TOP, FS_INO_ROOT },
 	{ "query", FS_INO_QUERY, FS_K_QDIR, FS_INO_ROOT },
+	{ "persist", FS_INO_PERSIST, FS_K_TOP, FS_INO_ROOT },
 	{ ".lodefs", FS_INO_META, FS_K_TOP, FS_INO_ROOT },
 	{ "stats", FS_INO_STATS, FS_K_META, FS_INO_META },
 	{ "config", FS_INO_CONFIG, FS_K_META, FS_INO_META },
@@ -48,7 +49,9 @@ int fs_views_init(struct fs *fs)
 			return -ENOMEM;
 	}
 	fs->made_dirs = json_object();
-	return fs->made_dirs ? fs_made_load(fs) : -ENOMEM;
+	if (!fs->made_dirs || fs_persist_init(fs))
+		return -ENOMEM;
+	return fs_made_load(fs);
 }
 
 int fs_dirlist_add(struct fs_dirlist *l, const char *name, uint64_t ino,
@@ -344,6 +347,9 @@ char *fs_view_path(const struct fs_ino *ip)
 		break;
 	case FS_K_QREQ:
 		n = asprintf(&p, "query/%s", ip->keys[0]);
+		break;
+	case FS_K_PERSIST:
+		n = asprintf(&p, "persist/%s", ip->keys[0]);
 		break;
 	default:
 		n = asprintf(&p, "%s", ip->keys[0] ? ip->keys[0] : "");
@@ -696,6 +702,8 @@ int fs_view_getattr(struct fs *fs, struct fs_ino *ip, struct stat *st)
 	size_t len = 0;
 	int rc = 0;
 
+	if (ip->kind == FS_K_PERSIST)
+		return fs_persist_getattr(fs, ip, NULL, st);
 	if (!fs_kind_is_dir(ip->kind)) {
 		rc = fs_view_content(fs, ip, &c, &len);
 		free(c);
@@ -748,7 +756,7 @@ int fs_view_ref(struct fs *fs, uint64_t ino, enum fs_kind kind, const char *k0,
 	}
 	e->attr_timeout = fs_attr_timeout(fs, kind);
 	e->entry_timeout = (kind == FS_K_QTEXT || kind == FS_K_QREQ ||
-			    kind == FS_K_RELMAPQ)
+			    kind == FS_K_RELMAPQ || kind == FS_K_PERSIST)
 				   ? 0
 				   : fs->opts.entry_timeout;
 	return 0;
@@ -805,6 +813,8 @@ int fs_view_lookup(struct fs *fs, struct fs_ino *dir, const char *name,
 					NULL, NULL, e);
 		if (dir->kind == FS_K_ROOT || dir->ino == FS_INO_META)
 			return -ENOENT;
+		if (dir->ino == FS_INO_PERSIST)
+			return fs_persist_lookup(fs, name, e);
 		break;
 	default:
 		break;
@@ -968,6 +978,8 @@ uint64_t fs_view_parent(struct fs *fs, struct fs_ino *ip)
 		return fs_hash_ino(FS_K_GREL, ip->keys[0], ip->keys[1], NULL);
 	case FS_K_QREQ:
 		return FS_INO_QUERY;
+	case FS_K_PERSIST:
+		return FS_INO_PERSIST;
 	case FS_K_QDIR:
 	case FS_K_QTEXT:
 	case FS_K_RELMAP:

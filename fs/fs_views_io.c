@@ -206,6 +206,8 @@ int fs_view_list(struct fs *fs, struct fs_ino *dir, struct fs_dirlist *l)
 			rc = fs_list_made(&c, FS_K_GREL, dir->keys[0]);
 	} else if (dir->kind == FS_K_GREL) {
 		rc = fs_list_graph(&c, dir->keys[0], dir->keys[1]);
+	} else if (dir->ino == FS_INO_PERSIST) {
+		rc = fs_persist_list(fs, l);
 	} else if (dir->ino == FS_INO_QUERY) {
 		struct fs_qfile *q;
 
@@ -230,6 +232,10 @@ int fs_view_open(struct fs *fs, struct fs_ino *ip, int flags,
 
 	if (fs_kind_is_dir(ip->kind))
 		return -EISDIR;
+	if (ip->kind == FS_K_PERSIST) {
+		*direct_io = 1; /* never cut at a size of another state */
+		return fs_persist_open(fs, ip, flags, hp);
+	}
 	if (wr && (ip->kind == FS_K_QTEXT ||
 		   (ip->kind == FS_K_META && ip->ino != FS_INO_REFRESH) ||
 		   ip->kind == FS_K_RELMAPQ))
@@ -288,6 +294,10 @@ int fs_view_open(struct fs *fs, struct fs_ino *ip, int flags,
 
 void fs_view_release(struct fs *fs, struct fs_handle *h)
 {
+	if (h->ph) {
+		fs_persist_release(fs, h);
+		return;
+	}
 	pthread_mutex_lock(&fs->mu);
 	h->ip->opens--;
 	fs_ino_forget(fs, h->ip->ino, 0);
@@ -306,6 +316,8 @@ int fs_view_create(struct fs *fs, struct fs_ino *dir, const char *name,
 	uint64_t ino;
 	int rc;
 
+	if (dir->ino == FS_INO_PERSIST)
+		return fs_persist_create(fs, name, e, hp);
 	if (dir->ino == FS_INO_QUERY) {
 		struct fs_qfile *q;
 
@@ -445,6 +457,8 @@ int fs_view_apply(struct fs *fs, struct fs_handle *h)
 	char *fixed = NULL, *path = NULL;
 	int rc = 0;
 
+	if (h->ph)
+		return fs_persist_apply(fs, h);
 	if (!h->wr)
 		return 0;
 	/* Any write to .lodefs/refresh (even `touch`, an empty one) */
@@ -554,6 +568,8 @@ int fs_view_unlink(struct fs *fs, struct fs_ino *dir, const char *name)
 	char *id = NULL;
 	int rc;
 
+	if (dir->ino == FS_INO_PERSIST)
+		return fs_persist_refuse(fs, name, "rm");
 	if (dir->ino == FS_INO_QUERY) {
 		struct fs_qfile **pp, *q = NULL;
 
@@ -611,8 +627,11 @@ int fs_view_mkdir(struct fs *fs, struct fs_ino *dir, const char *name,
 {
 	enum fs_kind kind;
 	char *id = NULL;
-	int rc = fs_name_decode(name, &id);
+	int rc;
 
+	if (dir->ino == FS_INO_PERSIST)
+		return fs_persist_refuse(fs, name, "mkdir");
+	rc = fs_name_decode(name, &id);
 	if (rc)
 		return rc;
 	if (dir->ino == FS_INO_VECTORS) {
@@ -793,6 +812,9 @@ int fs_view_resolve(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
 
 	/* Every view's keys, hashed, until one matches: O(entries), and
 	 * only for handles the kernel no longer holds. */
+	rc = fs_persist_resolve(fs, ino, e);
+	if (rc != -ESTALE)
+		return rc;
 	r.kind = FS_K_NODE;
 	engine_foreach(eng, FS_C_DATA, fs_resolve_key, &r);
 	if (!r.found) {

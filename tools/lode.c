@@ -1,9 +1,10 @@
-/* lode.c - the command line tool: add, query, get, rm, stats, compact, fsck. */
+/* lode.c - the command line tool: every `lode COMMAND`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,31 +20,14 @@
 #include "backends/backend_source.h"
 #include "core/store.h"
 #include "core/vec.h"
+#include "tools/lode.h"
 
 #define LODE_BATCH_DOCS	 256
 #define LODE_BATCH_BYTES (16u << 20)
 
-enum lode_exit {
-	LODE_OK = 0,
-	LODE_FAIL = 1,	/* the operation failed, or fsck found damage */
-	LODE_USAGE = 2, /* bad command line */
-};
+const char *lode_prog = "lode";
 
-/* What every subcommand opens: the backend, the store and the lock. */
-struct lode_ctx {
-	const char *path;
-	struct backend *be;
-	struct backend_source src;
-	struct store *store;
-	int lock_fd;
-};
-
-static const char *lode_prog = "lode";
-
-static void lode_err(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static void lode_err(const char *fmt, ...)
+void lode_err(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -54,19 +38,14 @@ static void lode_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* The reason for a failed store call: the store's words, else errno's. */
-static const char *lode_why(int rc)
+const char *lode_why(int rc)
 {
 	const char *why = store_last_error();
 
 	return why && *why ? why : strerror(-rc);
 }
 
-/*
- * Opens the backend of STORE (a directory, s3://... or r2://...); a local
- * one is made only when `create` is set.
- */
-static int lode_open_backend(struct lode_ctx *c, const char *path, int create)
+int lode_open_backend(struct lode_ctx *c, const char *path, int create)
 {
 	struct backend_source_opts bo = { .s3.path_style = -1,
 					  .create = create };
@@ -79,21 +58,15 @@ static int lode_open_backend(struct lode_ctx *c, const char *path, int create)
 	return rc;
 }
 
-static void lode_close_backend(struct lode_ctx *c)
+void lode_close_backend(struct lode_ctx *c)
 {
 	backend_close(c->be);
 	backend_source_release(&c->src);
 	c->be = NULL;
 }
 
-/*
- * Opens STORE.  Writers of a local store take an exclusive lock so that
- * two writing processes never share it by accident (mounts of an S3 or R2
- * prefix share it on purpose: each is a writer of its own); readers open
- * it read-only and take no lock.
- */
-static int lode_open(struct lode_ctx *c, const char *path, int write,
-		     const struct store_opts *opts)
+int lode_open(struct lode_ctx *c, const char *path, int write,
+	      const struct store_opts *opts)
 {
 	struct store_opts o;
 	char lock[4096];
@@ -143,7 +116,7 @@ out_backend:
 	return rc;
 }
 
-static void lode_close(struct lode_ctx *c)
+void lode_close(struct lode_ctx *c)
 {
 	store_close(c->store);
 	lode_close_backend(c);
@@ -151,7 +124,7 @@ static void lode_close(struct lode_ctx *c)
 		close(c->lock_fd);
 }
 
-static int lode_parse_uint(const char *s, unsigned long max, unsigned long *out)
+int lode_parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
 	unsigned long v;
@@ -1021,8 +994,6 @@ static int lode_cmd_fsck(int argc, char **argv)
 	return f.problems ? LODE_FAIL : LODE_OK;
 }
 
-/* --- main --------------------------------------------------------------- */
-
 static const char lode_help[] =
 	"usage: lode COMMAND STORE [ARGS...]\n"
 	"\n"
@@ -1039,6 +1010,8 @@ static const char lode_help[] =
 	"  stats    counts and sizes\n"
 	"  compact  write a checkpoint, drop covered log segments\n"
 	"  fsck     verify checksums and cross-references\n"
+	"  import   read a LlamaIndex persist directory into the store\n"
+	"  export   write the store as a LlamaIndex persist directory\n"
 	"\n"
 	"`lode COMMAND --help` tells more.\n";
 
@@ -1048,10 +1021,11 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int argc, char **argv);
 	} cmds[] = {
-		{ "add", lode_cmd_add },     { "query", lode_cmd_query },
-		{ "get", lode_cmd_get },     { "rm", lode_cmd_rm },
-		{ "stats", lode_cmd_stats }, { "compact", lode_cmd_compact },
-		{ "fsck", lode_cmd_fsck },
+		{ "add", lode_cmd_add },       { "query", lode_cmd_query },
+		{ "get", lode_cmd_get },       { "rm", lode_cmd_rm },
+		{ "stats", lode_cmd_stats },   { "compact", lode_cmd_compact },
+		{ "fsck", lode_cmd_fsck },     { "import", lode_cmd_import },
+		{ "export", lode_cmd_export },
 	};
 	size_t i;
 
