@@ -41,6 +41,7 @@ void store_opts_init(struct store_opts *o)
 	o->chunk_size = STORE_CHUNK_SIZE_DEFAULT;
 	o->chunk_overlap = STORE_CHUNK_OVERLAP_DEFAULT;
 	o->embed_dim = VEC_EMBED_DIM_DEFAULT;
+	o->ann_threshold = STORE_ANN_THRESHOLD_DEFAULT;
 }
 
 int store_parse_object(const char *what, const char *data, size_t len,

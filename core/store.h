@@ -35,6 +35,7 @@
 #define STORE_NS_DEFAULT	    "default"
 #define STORE_CHUNK_SIZE_DEFAULT    1024
 #define STORE_CHUNK_OVERLAP_DEFAULT 200
+#define STORE_ANN_THRESHOLD_DEFAULT 50000
 
 struct store;
 
@@ -46,6 +47,20 @@ struct store_opts {
 	 * without one; 0 disables built-in vectors.
 	 */
 	uint32_t embed_dim;
+	/*
+	 * Namespaces with at least this many vectors get an HNSW graph,
+	 * built in the background and saved in checkpoints; smaller ones
+	 * are scanned exactly (-o ann_threshold=N; 0: never HNSW).
+	 */
+	size_t ann_threshold;
+	/*
+	 * An OpenAI-compatible /v1/embeddings server (-o embed=URL,
+	 * embed_model=NAME, embed_dim=N): nodes and queries without an
+	 * embedding are embedded there instead of by the built-in hashing.
+	 * NULL: the built-in embedding.  Borrowed; must outlive the store.
+	 */
+	const char *embed_url;
+	const char *embed_model;
 	struct engine_opts engine;
 };
 
@@ -396,6 +411,13 @@ struct store_query {
 	size_t n_node_ids;
 	const struct vec_filters *filters; /* borrowed, or NULL */
 	float mmr_threshold;		   /* MMR lambda; <0 = 0.5 */
+	/*
+	 * Vector side: 1 forces the exact scan even where the namespace
+	 * has an HNSW graph ("exact": true, exact=1); ef is HNSW's search
+	 * breadth (0: the store's default, at least k).
+	 */
+	int exact;
+	unsigned ef;
 };
 
 struct store_hit {
