@@ -465,23 +465,12 @@ static int px_is_vector_struct(const void *json, size_t len)
 {
 	static const char want[] = "vector_store";
 	struct pyj_in in;
-	enum pyj_tok t;
-	int yes = 0;
+	int yes;
 
 	pyj_in_init(&in, json, len);
-	if (pyj_next(&in) != PYJ_OBJ)
-		goto out;
-	while ((t = pyj_next(&in)) == PYJ_KEY) {
-		if (in.slen == 8 && memcmp(in.str, "__type__", 8) == 0) {
-			yes = pyj_next(&in) == PYJ_STR &&
-			      in.slen == sizeof(want) - 1 &&
-			      memcmp(in.str, want, in.slen) == 0;
-			break;
-		}
-		if (pyj_skip_value(&in) == PYJ_ERROR)
-			break;
-	}
-out:
+	yes = pyj_next(&in) == PYJ_OBJ && pyj_member(&in, "__type__") == 1 &&
+	      pyj_next(&in) == PYJ_STR && in.slen == sizeof(want) - 1 &&
+	      memcmp(in.str, want, in.slen) == 0;
 	pyj_in_free(&in);
 	return yes;
 }
@@ -506,32 +495,22 @@ static int px_struct_data(const void *json, size_t len, char **out,
 			  size_t *olen)
 {
 	struct pyj_in in;
-	enum pyj_tok t;
 	int rc = -EINVAL;
 
 	*out = NULL;
 	pyj_in_init(&in, json, len);
-	if (pyj_next(&in) != PYJ_OBJ)
-		goto out;
-	while ((t = pyj_next(&in)) == PYJ_KEY) {
-		if (in.slen == 8 && memcmp(in.str, "__data__", 8) == 0) {
-			if (pyj_next(&in) != PYJ_STR)
-				break;
-			*out = malloc(in.slen + 1);
-			if (!*out) {
-				rc = -ENOMEM;
-				break;
-			}
+	if (pyj_next(&in) == PYJ_OBJ && pyj_member(&in, "__data__") == 1 &&
+	    pyj_next(&in) == PYJ_STR) {
+		*out = malloc(in.slen + 1);
+		if (*out) {
 			memcpy(*out, in.str, in.slen);
 			(*out)[in.slen] = '\0';
 			*olen = in.slen;
 			rc = 0;
-			break;
+		} else {
+			rc = -ENOMEM;
 		}
-		if (pyj_skip_value(&in) == PYJ_ERROR)
-			break;
 	}
-out:
 	pyj_in_free(&in);
 	return rc;
 }
@@ -542,30 +521,21 @@ static int px_nodes_dict_keys(const char *json, size_t len,
 {
 	struct pyj_in in;
 	enum pyj_tok t;
-	int rc = -EINVAL;
+	int rc = -EINVAL, m = -1;
 
 	pyj_in_init(&in, json, len);
-	if (pyj_next(&in) != PYJ_OBJ)
-		goto out;
-	while ((t = pyj_next(&in)) == PYJ_KEY) {
-		if (in.slen == 10 && memcmp(in.str, "nodes_dict", 10) == 0) {
-			if (pyj_next(&in) != PYJ_OBJ)
-				break;
-			while ((t = pyj_next(&in)) == PYJ_KEY) {
-				rc = persist_ids_add(ids, in.str, in.slen,
-						     NULL);
-				if (rc < 0 || pyj_skip_value(&in) == PYJ_ERROR)
-					break;
-			}
-			rc = t == PYJ_OBJ_END ? 0 : rc < 0 ? rc : -EINVAL;
-			break;
-		}
-		if (pyj_skip_value(&in) == PYJ_ERROR)
-			break;
-	}
-	if (t == PYJ_OBJ_END && rc == -EINVAL)
+	if (pyj_next(&in) == PYJ_OBJ)
+		m = pyj_member(&in, "nodes_dict");
+	if (m == 0) {
 		rc = 0; /* no nodes_dict: nothing listed */
-out:
+	} else if (m == 1 && pyj_next(&in) == PYJ_OBJ) {
+		while ((t = pyj_next(&in)) == PYJ_KEY) {
+			rc = persist_ids_add(ids, in.str, in.slen, NULL);
+			if (rc < 0 || pyj_skip_value(&in) == PYJ_ERROR)
+				break;
+		}
+		rc = t == PYJ_OBJ_END ? 0 : rc < 0 ? rc : -EINVAL;
+	}
 	pyj_in_free(&in);
 	return rc;
 }

@@ -175,6 +175,13 @@ enum pyj_tok pyj_copy_value(struct pyj_in *in, int strict, char **buf,
  * (PYJ_OBJ_END, PYJ_ARR_END, PYJ_EOF), consumed as pyj_next would.
  */
 enum pyj_tok pyj_skip_value(struct pyj_in *in);
+/*
+ * Inside an object (just after its PYJ_OBJ or a member's value), skips
+ * members up to the one named `name` (NUL-terminated): 1 with the reader
+ * before that member's value, 0 if the object ends first (its PYJ_OBJ_END
+ * consumed), -1 on malformed text.
+ */
+int pyj_member(struct pyj_in *in, const char *name);
 
 /*
  * A number's text (as PYJ_NUM gives it, NaN/Infinity too) as float32,

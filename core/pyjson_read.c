@@ -392,6 +392,20 @@ enum pyj_tok pyj_skip_value(struct pyj_in *in)
 	return first;
 }
 
+int pyj_member(struct pyj_in *in, const char *name)
+{
+	size_t n = strlen(name);
+	enum pyj_tok t;
+
+	while ((t = pyj_next(in)) == PYJ_KEY) {
+		if (in->slen == n && memcmp(in->str, name, n) == 0)
+			return 1;
+		if (pyj_skip_value(in) == PYJ_ERROR)
+			return -1;
+	}
+	return t == PYJ_OBJ_END ? 0 : -1;
+}
+
 /* Appends n bytes to the caller's buffer. */
 static int pyj_buf_add(char **buf, size_t *len, size_t *cap, const char *s,
 		       size_t n)

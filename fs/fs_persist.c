@@ -404,34 +404,6 @@ int fs_persist_getattr(struct fs *fs, struct fs_ino *ip, struct fs_handle *h,
 	return 0;
 }
 
-/* A kernel reference on persist/<name> and its entry (never cached). */
-static int fs_persist_ref(struct fs *fs, const char *name,
-			  struct fuse_entry_param *e)
-{
-	uint64_t ino = fs_hash_ino(FS_K_PERSIST, name, NULL, NULL);
-	struct fs_ino *ip;
-	int rc;
-
-	pthread_mutex_lock(&fs->mu);
-	ip = fs_ino_get(fs, ino, FS_K_PERSIST, name, NULL, NULL, 1);
-	pthread_mutex_unlock(&fs->mu);
-	if (!ip)
-		return -ENOMEM;
-	memset(e, 0, sizeof(*e));
-	e->ino = ino;
-	e->generation = ip->gen;
-	rc = fs_persist_getattr(fs, ip, NULL, &e->attr);
-	if (rc) {
-		pthread_mutex_lock(&fs->mu);
-		fs_ino_forget(fs, ino, 1);
-		pthread_mutex_unlock(&fs->mu);
-		return rc;
-	}
-	e->attr_timeout = 0;
-	e->entry_timeout = 0;
-	return 0;
-}
-
 int fs_persist_lookup(struct fs *fs, const char *name,
 		      struct fuse_entry_param *e)
 {
@@ -439,7 +411,8 @@ int fs_persist_lookup(struct fs *fs, const char *name,
 
 	if (rc < 0)
 		return rc == -ENOMEM ? rc : -EIO;
-	return rc ? fs_persist_ref(fs, name, e) : -ENOENT;
+	return rc ? fs_view_ref_hash(fs, FS_K_PERSIST, name, NULL, NULL, e)
+		  : -ENOENT;
 }
 
 int fs_persist_resolve(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
@@ -449,7 +422,7 @@ int fs_persist_resolve(struct fs *fs, uint64_t ino, struct fuse_entry_param *e)
 
 	if (rc <= 0)
 		return rc == -ENOMEM ? rc : -ESTALE;
-	rc = fs_persist_ref(fs, f.found, e);
+	rc = fs_view_ref_hash(fs, FS_K_PERSIST, f.found, NULL, NULL, e);
 	free(f.found);
 	return rc == -ENOENT ? -ESTALE : rc;
 }

@@ -2036,6 +2036,31 @@ Test(pyjson, reader_errors_say_why_and_where)
 	}
 }
 
+Test(pyjson, member_finds_skips_and_fails)
+{
+	static const char text[] =
+		"{\"a\": {\"x\": [1, {\"b\": 2}]}, \"b\": \"yes\", "
+		"\"c\": 3}";
+	static const char bad[] = "{\"a\": [1, 2, \"b\": 1}";
+	struct pyj_in in;
+
+	/* a nested "b" is not the member "b" */
+	pyj_in_init(&in, text, strlen(text));
+	cr_assert_eq(pyj_next(&in), PYJ_OBJ);
+	cr_assert_eq(pyj_member(&in, "b"), 1);
+	cr_assert_eq(pyj_next(&in), PYJ_STR);
+	cr_expect_eq(in.slen, 3);
+	cr_expect_eq(memcmp(in.str, "yes", 3), 0);
+	/* goes on from there; a missing member ends the object */
+	cr_expect_eq(pyj_member(&in, "a"), 0);
+	cr_expect_eq(pyj_next(&in), PYJ_EOF);
+	pyj_in_free(&in);
+	pyj_in_init(&in, bad, strlen(bad));
+	cr_assert_eq(pyj_next(&in), PYJ_OBJ);
+	cr_expect_eq(pyj_member(&in, "b"), -1);
+	pyj_in_free(&in);
+}
+
 Test(pyjson, reader_depth_limit)
 {
 	char *ok = nested(4096, ""), *deep = nested(4097, "");

@@ -137,6 +137,35 @@ int lode_parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+int lode_args_quiet(int argc, char **argv, const char *help, int *quiet)
+{
+	static const struct option longopts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'q':
+			*quiet = 1;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return LODE_OK;
+		default:
+			fputs(help, stderr);
+			return LODE_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs(help, stderr);
+		return LODE_USAGE;
+	}
+	return -1;
+}
+
 /* --- add ---------------------------------------------------------------- */
 
 static const char lode_add_help[] =

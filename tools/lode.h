@@ -46,6 +46,13 @@ void lode_close(struct lode_ctx *c);
 /* A decimal at most max; 0 or -EINVAL. */
 int lode_parse_uint(const char *s, unsigned long max, unsigned long *out);
 
+/*
+ * Options of a command that takes -q/--quiet, -h/--help and two operands
+ * (argv[optind], argv[optind + 1] afterwards): -1 to go on, else the exit
+ * code (help printed).
+ */
+int lode_args_quiet(int argc, char **argv, const char *help, int *quiet);
+
 /* The subcommands in tools/lode_persist.c. */
 int lode_cmd_import(int argc, char **argv);
 int lode_cmd_export(int argc, char **argv);

@@ -500,11 +500,6 @@ static int lode_pfile_check(const struct lode_pfile *f, struct lode_bar *bar,
 
 int lode_cmd_import(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	struct lode_pfile *files = NULL;
 	struct lode_bar bar;
 	struct lode_ctx c;
@@ -513,23 +508,8 @@ int lode_cmd_import(int argc, char **argv)
 	int opt, quiet = 0, progress, rc = 0, ret = LODE_FAIL;
 	double t0 = lode_now(), t1;
 
-	while ((opt = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'q':
-			quiet = 1;
-			break;
-		case 'h':
-			fputs(lode_import_help, stdout);
-			return LODE_OK;
-		default:
-			fputs(lode_import_help, stderr);
-			return LODE_USAGE;
-		}
-	}
-	if (argc - optind != 2) {
-		fputs(lode_import_help, stderr);
-		return LODE_USAGE;
-	}
+	if ((opt = lode_args_quiet(argc, argv, lode_import_help, &quiet)) >= 0)
+		return opt;
 	if (lode_import_scan(argv[optind + 1], &files, &n))
 		return LODE_FAIL;
 	/* The lock first: a mounted store is refused before any work. */
@@ -801,11 +781,6 @@ static int lode_export_one(struct store *s, const char *dir, const char *name,
 
 int lode_cmd_export(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	struct lode_names names = { 0 };
 	struct lode_prefetch pf;
 	char **tmps = NULL;
@@ -817,23 +792,8 @@ int lode_cmd_export(int argc, char **argv)
 	double t0 = lode_now();
 	mode_t mask;
 
-	while ((opt = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'q':
-			quiet = 1;
-			break;
-		case 'h':
-			fputs(lode_export_help, stdout);
-			return LODE_OK;
-		default:
-			fputs(lode_export_help, stderr);
-			return LODE_USAGE;
-		}
-	}
-	if (argc - optind != 2) {
-		fputs(lode_export_help, stderr);
-		return LODE_USAGE;
-	}
+	if ((opt = lode_args_quiet(argc, argv, lode_export_help, &quiet)) >= 0)
+		return opt;
 	dir = argv[optind + 1];
 	mask = umask(0);
 	umask(mask);
