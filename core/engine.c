@@ -336,7 +336,7 @@ void engine_set_observer(struct engine *e, engine_observe_fn *fn, void *arg)
 /* --- commit --------------------------------------------------------------- */
 
 static int eng_commit_locked(struct engine *e, struct engine_batch *b,
-			     bool consume)
+			     bool consume, bool logged)
 {
 	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
 	struct eng_seg_hdr h = { .version = ENG_FORMAT_VERSION };
@@ -368,6 +368,36 @@ static int eng_commit_locked(struct engine *e, struct engine_batch *b,
 		b->bytes = 0;
 	}
 	end = seg.len;
+	if (!logged) {
+		/*
+		 * No segment: the records are applied as a commit's are, and
+		 * the next checkpoint writes them (engine_commit_unlogged).
+		 * The batch still takes a seq, as a failed put does, with no
+		 * object behind it: the checkpoint records it as seen, which
+		 * tells every reader that the checkpoint holds more than the
+		 * segments before it (a checkpoint whose seqs a reader has
+		 * seen is skipped as already reflected).
+		 */
+		h.seq = e->next_seq++;
+		h.hlc = eng_hlc_next(e);
+		pthread_rwlock_wrlock(&e->lock);
+		rc = eng_recs_apply_spend(e, &seg, end, ENG_SEG_HDR, h.nrec,
+					  h.hlc, e->self, ENG_OBSERVE);
+		if (h.seq > e->writers[e->self].seen)
+			e->writers[e->self].seen = h.seq;
+		if (!rc) {
+			e->commits++;
+			e->unlogged++;
+			e->last_commit_hlc = h.hlc;
+		}
+		pthread_rwlock_unlock(&e->lock);
+		if (rc) {
+			e->broken = rc;
+			rc = eng_fail(rc, "a batch could not be applied in "
+					  "memory; reopen");
+		}
+		goto out_free;
+	}
 	strcpy(h.writer, e->writers[e->self].id);
 	/*
 	 * A failed put burns its seq (the object may exist after all, if the
@@ -428,7 +458,8 @@ out_free:
 	return rc;
 }
 
-static int eng_commit(struct engine *e, struct engine_batch *b, bool consume)
+static int eng_commit(struct engine *e, struct engine_batch *b, bool consume,
+		      bool logged)
 {
 	int rc;
 
@@ -443,7 +474,7 @@ static int eng_commit(struct engine *e, struct engine_batch *b, bool consume)
 		rc = eng_fail(-EROFS, "engine is read-only");
 	else {
 		pthread_mutex_lock(&e->commit_lock);
-		rc = eng_commit_locked(e, b, consume);
+		rc = eng_commit_locked(e, b, consume, logged);
 		pthread_mutex_unlock(&e->commit_lock);
 	}
 	if (consume) {
@@ -459,12 +490,17 @@ static int eng_commit(struct engine *e, struct engine_batch *b, bool consume)
 
 int engine_commit(struct engine *e, struct engine_batch *b)
 {
-	return eng_commit(e, b, false);
+	return eng_commit(e, b, false, true);
 }
 
 int engine_commit_consume(struct engine *e, struct engine_batch *b)
 {
-	return eng_commit(e, b, true);
+	return eng_commit(e, b, true, true);
+}
+
+int engine_commit_unlogged(struct engine *e, struct engine_batch *b)
+{
+	return eng_commit(e, b, true, false);
 }
 
 int engine_checkpoint(struct engine *e)
@@ -723,6 +759,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->segment_bytes = e->segment_bytes;
 	st->checkpoint_bytes = e->checkpoint_bytes;
 	st->commits = e->commits;
+	st->unlogged = e->unlogged;
 	st->last_commit_hlc = e->last_commit_hlc;
 	st->mem_bytes = sizeof(*e) + e->heap +
 			e->colls_cap * 2 * sizeof(e->colls[0]); /* + corder */

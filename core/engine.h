@@ -208,6 +208,20 @@ int engine_commit(struct engine *e, struct engine_batch *b);
  */
 int engine_commit_consume(struct engine *e, struct engine_batch *b);
 
+/*
+ * engine_commit_consume without the segment: the batch is checked and
+ * applied in memory (observers called, readers see it) but nothing is
+ * written, so it is not durable until the next engine_checkpoint, which
+ * writes it with the rest of the state.  A crash, or engine_close before
+ * that checkpoint, loses it (and every unlogged batch before it); other
+ * writers see it only in that checkpoint.  For a bulk load that ends with
+ * a checkpoint anyway (`lode import`): its data is written once, not as
+ * segments first and then again as the checkpoint.  Returns as
+ * engine_commit_consume; engine_stats.unlogged counts these commits
+ * until the checkpoint.
+ */
+int engine_commit_unlogged(struct engine *e, struct engine_batch *b);
+
 /* --- reads ---------------------------------------------------------------- */
 
 /*
@@ -384,7 +398,9 @@ struct engine_stats {
 	uint64_t segments; /* segments not yet covered by a checkpoint */
 	uint64_t segment_bytes;
 	uint64_t checkpoint_bytes;
-	uint64_t commits;	  /* commits by this engine since open */
+	uint64_t commits; /* commits by this engine since open */
+	/* of them, unlogged ones not yet in a checkpoint (not durable) */
+	uint64_t unlogged;
 	uint64_t last_commit_hlc; /* 0 if none */
 	uint64_t keys;		  /* live keys in all collections */
 	uint64_t mem_bytes;	  /* approximate memory held */

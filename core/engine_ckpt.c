@@ -500,6 +500,7 @@ int eng_checkpoint_locked(struct engine *e)
 	eng_purge_tombs(e, cut);
 	e->segments = 0;
 	e->segment_bytes = 0;
+	e->unlogged = 0;
 	e->checkpoint_bytes = total + len;
 	pthread_rwlock_unlock(&e->lock);
 	rc = 0;

@@ -447,6 +447,7 @@ struct engine {
 	uint64_t segment_bytes;
 	uint64_t checkpoint_bytes;
 	uint64_t commits;
+	uint64_t unlogged; /* commits without a segment since the checkpoint */
 	uint64_t last_commit_hlc;
 };
 

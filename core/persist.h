@@ -151,4 +151,16 @@ int persist_export(struct store *s, const char *name, pyj_write_fn *write,
 int persist_import(struct store *s, const char *name, const char *data,
 		   size_t len, persist_progress_fn *progress, void *parg);
 
+/*
+ * persist_import with flags: PERSIST_UNLOGGED commits the file without
+ * writing a log segment (engine_commit_unlogged): it is in the store at
+ * once but durable only with the caller's next engine_checkpoint, and
+ * lost if the store is closed before it.  For `lode import`, which ends
+ * with a checkpoint: the data is written to disk once instead of twice.
+ */
+#define PERSIST_UNLOGGED 1u
+int persist_import_flags(struct store *s, const char *name, const char *data,
+			 size_t len, unsigned flags,
+			 persist_progress_fn *progress, void *parg);
+
 #endif

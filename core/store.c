@@ -315,6 +315,7 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	return 0;
 out_index:
 	text_index_free(s->bm25);
+	store_observe_free(s);
 out_free:
 	pthread_mutex_destroy(&s->chg_mu);
 	pthread_mutex_destroy(&s->wlock);
@@ -328,6 +329,7 @@ void store_close(struct store *s)
 		return;
 	engine_close(s->eng);
 	text_index_free(s->bm25);
+	store_observe_free(s);
 	store_changes_free(s);
 	pthread_mutex_destroy(&s->chg_mu);
 	pthread_mutex_destroy(&s->wlock);

@@ -38,6 +38,12 @@
 #define STORE_TYPE_TEXT	    "1"
 #define STORE_TYPE_DOCUMENT "4"
 
+/* Buffers for store_node_text, kept from call to call. */
+struct store_textbuf {
+	char *text, *scratch;
+	size_t text_cap, scratch_cap;
+};
+
 struct store {
 	struct backend *be;
 	struct engine *eng;
@@ -60,6 +66,12 @@ struct store {
 	struct store_change *chg;
 	size_t n_chg, cap_chg;
 	uint64_t chg_remote; /* every remote change applied, tracked or not */
+	/*
+	 * store_observe's buffers, reused from call to call (the engine
+	 * calls the observer under its write lock, one call at a time): a
+	 * node's text, and the pull reader's scratch.
+	 */
+	struct store_textbuf obs_buf;
 };
 
 /* A change another writer made to a docs/ entry (store_refresh). */
@@ -126,22 +138,42 @@ struct store_hint {
 	size_t text_len;
 	size_t json_len;
 	uint64_t json_hash; /* xxh3 of the JSON */
+	/*
+	 * STORE_HINT_TEXT: the text is `text`; STORE_HINT_NONE: the node has
+	 * no text (it leaves the keyword index); 0 or more: the text was
+	 * analysed ahead, as document `prep` of the hints' text_prep.
+	 */
+	int64_t prep;
 };
+#define STORE_HINT_TEXT (-1)
+#define STORE_HINT_NONE (-2)
 struct store_hints {
 	struct store_hint *v;
 	size_t n, cap;
 	size_t next; /* the observer's place (hints match in batch order) */
+	struct text_prep *prep; /* owned; NULL if no hint uses one */
 };
 /* Adds the hint for node `key` put as `json`: 0 or -ENOMEM. */
 int store_hints_add(struct store_hints *h, const char *key, const char *json,
 		    size_t json_len, const char *text, size_t text_len);
+/*
+ * Adds the hint for node `key` whose JSON (json_len bytes) hashes to
+ * json_hash: `prep` is STORE_HINT_NONE or a document of h->prep.
+ */
+int store_hints_add_prep(struct store_hints *h, const char *key,
+			 size_t json_len, uint64_t json_hash, int64_t prep);
 /* Drops the hints after the first n. */
 void store_hints_cut(struct store_hints *h, size_t n);
-/* Drops every hint and frees the array; *h may be used again. */
+/* Drops every hint, frees the array and the text_prep; *h may be used again. */
 void store_hints_free(struct store_hints *h);
 /* engine_commit of b with h (may be empty) handed to the observer. */
 int store_commit_hinted(struct store *s, struct engine_batch *b,
 			struct store_hints *h);
+/* The same with another commit (engine_commit_consume, ..._unlogged). */
+int store_commit_hinted_with(struct store *s, struct engine_batch *b,
+			     struct store_hints *h,
+			     int (*commit)(struct engine *,
+					   struct engine_batch *));
 
 /* Loads coll/key as a JSON object: 0, -ENOENT, or -EINVAL if damaged. */
 int store_get_object(struct store *s, const char *coll, const char *key,
@@ -224,6 +256,21 @@ static inline uint64_t store_u64(const json_t *j)
 void store_observe(void *arg, const char *coll, const char *key,
 		   enum engine_type type, const void *data, size_t len,
 		   unsigned flags);
+/* Frees the observer's buffers (at close). */
+void store_observe_free(struct store *s);
+
+/*
+ * The text a node's JSON holds (what json_loadb finds at
+ * ["__data__"]["text"], the last of each key when one comes twice): 1 and
+ * *text / *len (in tb, valid until the next call with it) if it is a
+ * string, 0 if there is none or it is not a string, -1 if the pull reader
+ * cannot tell exactly what jansson would (the caller asks jansson), or
+ * -ENOMEM.  `json` is a value the engine holds: one object json_loadb
+ * accepts.
+ */
+int store_node_text(struct store_textbuf *tb, const char *json, size_t len,
+		    const char **text, size_t *text_len);
+void store_textbuf_free(struct store_textbuf *tb);
 
 /* A set of strings (open addressing), for id restrictions. */
 struct strset;

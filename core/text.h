@@ -190,6 +190,34 @@ void text_index_free(struct text_index *idx);
 int text_index_put(struct text_index *idx, const char *id, const char *text,
 		   size_t len);
 
+/*
+ * Documents analysed ahead of their text_index_put, in another thread if
+ * need be: text_prep_add tokenises, stems and counts a text (the costly
+ * part of a put) into the batch, without the index; later
+ * text_index_put_prepared(idx, id, p, doc) does what
+ * text_index_put(idx, id, text, len) would have done with that text,
+ * to the byte.  A batch is made for one index (its bigram setting) and
+ * is used by one thread at a time; text_index_put_prepared only reads
+ * it.  Memory: about 8 bytes per distinct term of each document, plus
+ * the batch's vocabulary.
+ */
+struct text_prep;
+/* 0, -EINVAL, -ENOMEM; *out freed with text_prep_free. */
+int text_prep_new(const struct text_index *idx, struct text_prep **out);
+void text_prep_free(struct text_prep *p); /* accepts NULL */
+/* Analyses text[0..len): *doc gets its number (0, 1, ...).  0 or -errno. */
+int text_prep_add(struct text_prep *p, const char *text, size_t len,
+		  uint32_t *doc);
+/* Documents in the batch. */
+uint32_t text_prep_count(const struct text_prep *p);
+/*
+ * text_index_put of document `doc` of p under `id`: 0, -EINVAL (no such
+ * document, or p was made for an index with another bigram setting),
+ * -ENOMEM (the index is as before).
+ */
+int text_index_put_prepared(struct text_index *idx, const char *id,
+			    const struct text_prep *p, uint32_t doc);
+
 /* Removes the document `id`.  Returns 0, or -ENOENT if it is absent. */
 int text_index_del(struct text_index *idx, const char *id);
 

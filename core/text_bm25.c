@@ -325,18 +325,37 @@ static int bm25_term_reserve(struct text_index *idx, uint32_t t, size_t more)
 }
 
 /*
- * Interns every key of the bag into the dictionary, gid getting their
- * numbers, and makes room in each for a posting of document d.
+ * A document's distinct terms as text_index_put adds them: entry i is key
+ * kid[i] (i itself if kid is NULL) of `keys`, hashed hash[that key],
+ * with frequency tf[i]; `len` tokens.  A bag describes itself so; a
+ * prepared document (struct text_prep) points into its batch's arrays.
  */
-static int bm25_intern_bag(struct text_index *idx, const struct bm25_bag *bag,
-			   uint32_t d, uint32_t *gid)
+struct bm25_terms {
+	const struct text_strs *keys;
+	const uint64_t *hash;
+	const uint32_t *kid;
+	const uint32_t *tf;
+	uint32_t n, len;
+};
+
+static inline uint32_t bm25_terms_key(const struct bm25_terms *t, uint32_t i)
 {
-	uint32_t i;
-	const char *k;
+	return t->kid ? t->kid[i] : i;
+}
+
+/*
+ * Interns every term into the dictionary, gid getting their numbers, and
+ * makes room in each for a posting of document d.
+ */
+static int bm25_intern_terms(struct text_index *idx, const struct bm25_terms *t,
+			     uint32_t d, uint32_t *gid)
+{
+	uint32_t i, k;
+	const char *key;
 	size_t l;
 	int added, rc;
 
-	for (i = 0; i < bag->keys.n; i++) {
+	for (i = 0; i < t->n; i++) {
 		if (idx->dict.n == idx->terms_cap) {
 			uint32_t cap =
 				idx->terms_cap ? 2 * idx->terms_cap : 256;
@@ -351,8 +370,9 @@ static int bm25_intern_bag(struct text_index *idx, const struct bm25_bag *bag,
 			idx->terms = terms;
 			idx->terms_cap = cap;
 		}
-		k = text_strs_key(&bag->keys, i, &l);
-		rc = text_strs_intern_hash(&idx->dict, k, l, bag->hash[i],
+		k = bm25_terms_key(t, i);
+		key = text_strs_key(t->keys, k, &l);
+		rc = text_strs_intern_hash(&idx->dict, key, l, t->hash[k],
 					   &gid[i], &added);
 		if (rc)
 			return rc;
@@ -361,7 +381,7 @@ static int bm25_intern_bag(struct text_index *idx, const struct bm25_bag *bag,
 		rc = bm25_term_reserve(
 			idx, gid[i],
 			text_varint_len(d - idx->terms[gid[i]].last) +
-				text_varint_len(bag->tf[i]));
+				text_varint_len(t->tf[i]));
 		if (rc)
 			return rc;
 	}
@@ -401,25 +421,18 @@ static int bm25_reserve_doc(struct text_index *idx)
 	return 0;
 }
 
-int text_index_put(struct text_index *idx, const char *id, const char *text,
-		   size_t len)
+/* Adds or replaces document `id` (hashed h) with the terms t. */
+static int bm25_put_terms(struct text_index *idx, const char *id, uint32_t h,
+			  const struct bm25_terms *t)
 {
-	struct bm25_bag bag;
-	uint32_t *gid = NULL, *sorted, i, d, slot, h;
+	uint32_t *gid = NULL, *sorted, i, d, slot, n = t->n;
 	uint8_t *fwd = NULL, *p;
-	size_t fwd_len = 0, n;
+	size_t fwd_len = 0;
 	char *copy = NULL;
 	int rc;
 
-	if (!idx || !id || !*id || (!text && len))
-		return -EINVAL;
-	h = bm25_id_hash(id);
-	rc = bm25_bag_fill(&bag, text, len, idx->bigram_weight > 0);
-	if (rc)
-		goto out_bag;
-	n = bag.keys.n;
-	gid = malloc((2 * n + 1) * sizeof(*gid));
-	fwd = malloc(n * TEXT_VARINT_MAX + 1);
+	gid = malloc((2 * (size_t)n + 1) * sizeof(*gid));
+	fwd = malloc((size_t)n * TEXT_VARINT_MAX + 1);
 	copy = strdup(id);
 	if (!gid || !fwd || !copy) {
 		rc = -ENOMEM;
@@ -431,7 +444,7 @@ int text_index_put(struct text_index *idx, const char *id, const char *text,
 	/* Everything that can fail happens before the first change. */
 	rc = bm25_reserve_doc(idx);
 	if (!rc)
-		rc = bm25_intern_bag(idx, &bag, idx->ndocs, gid);
+		rc = bm25_intern_terms(idx, t, idx->ndocs, gid);
 	if (rc)
 		goto out_unlock;
 	memcpy(sorted, gid, n * sizeof(*gid));
@@ -459,7 +472,7 @@ int text_index_put(struct text_index *idx, const char *id, const char *text,
 		term->len += (uint32_t)text_varint_put(post + term->len,
 						       d - term->last);
 		term->len +=
-			(uint32_t)text_varint_put(post + term->len, bag.tf[i]);
+			(uint32_t)text_varint_put(post + term->len, t->tf[i]);
 		term->last = d;
 		term->df++;
 	}
@@ -468,11 +481,11 @@ int text_index_put(struct text_index *idx, const char *id, const char *text,
 	idx->id_bytes += strlen(copy) + 1;
 	idx->docs[d].id = copy;
 	idx->docs[d].terms = fwd;
-	idx->docs[d].nterms = (uint32_t)n;
-	idx->docs[d].len = bag.len;
-	if (bag.len) {
+	idx->docs[d].nterms = n;
+	idx->docs[d].len = t->len;
+	if (t->len) {
 		idx->n++;
-		idx->total_len += bag.len;
+		idx->total_len += t->len;
 	}
 	idx->ids[slot] = bm25_id_value(h, d);
 	copy = NULL;
@@ -484,9 +497,186 @@ out_free:
 	free(copy);
 	free(fwd);
 	free(gid);
-out_bag:
+	return rc;
+}
+
+int text_index_put(struct text_index *idx, const char *id, const char *text,
+		   size_t len)
+{
+	struct bm25_bag bag;
+	struct bm25_terms t;
+	int rc;
+
+	if (!idx || !id || !*id || (!text && len))
+		return -EINVAL;
+	rc = bm25_bag_fill(&bag, text, len, idx->bigram_weight > 0);
+	if (!rc) {
+		t = (struct bm25_terms){ .keys = &bag.keys,
+					 .hash = bag.hash,
+					 .tf = bag.tf,
+					 .n = bag.keys.n,
+					 .len = bag.len };
+		rc = bm25_put_terms(idx, id, bm25_id_hash(id), &t);
+	}
 	bm25_bag_free(&bag);
 	return rc;
+}
+
+/* --- documents analysed ahead (text_prep) -------------------------------- */
+
+/*
+ * The terms of every document of the batch in one dictionary of their
+ * own: document i's terms are kid[off..off+n) with tf[off..off+n), in
+ * the order of their first token, as its bag lists them.
+ */
+struct text_prep_doc {
+	size_t off;
+	uint32_t n, len;
+};
+
+struct text_prep {
+	int bigrams;
+	struct text_strs keys;
+	uint64_t *hash; /* by key */
+	uint32_t hash_cap;
+	uint32_t *kid, *tf;
+	size_t nt, tcap;
+	struct text_prep_doc *docs;
+	uint32_t ndocs, dcap;
+};
+
+int text_prep_new(const struct text_index *idx, struct text_prep **out)
+{
+	struct text_prep *p;
+
+	*out = NULL;
+	if (!idx)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->bigrams = idx->bigram_weight > 0;
+	*out = p;
+	return 0;
+}
+
+void text_prep_free(struct text_prep *p)
+{
+	if (!p)
+		return;
+	text_strs_free(&p->keys);
+	free(p->hash);
+	free(p->kid);
+	free(p->tf);
+	free(p->docs);
+	free(p);
+}
+
+uint32_t text_prep_count(const struct text_prep *p)
+{
+	return p ? p->ndocs : 0;
+}
+
+int text_prep_add(struct text_prep *p, const char *text, size_t len,
+		  uint32_t *doc)
+{
+	struct bm25_bag bag;
+	uint32_t i, k;
+	int added, rc;
+
+	if (!p || (!text && len))
+		return -EINVAL;
+	if (p->ndocs == UINT32_MAX)
+		return -ENOSPC;
+	rc = bm25_bag_fill(&bag, text, len, p->bigrams);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	if (p->ndocs == p->dcap) {
+		uint32_t cap = p->dcap ? 2 * p->dcap : 256;
+		struct text_prep_doc *d;
+
+		if (cap < p->dcap)
+			goto out;
+		d = realloc(p->docs, (size_t)cap * sizeof(*d));
+		if (!d)
+			goto out;
+		p->docs = d;
+		p->dcap = cap;
+	}
+	if (p->nt + bag.keys.n > p->tcap) {
+		size_t cap = p->tcap ? p->tcap : 4096;
+		uint32_t *kid, *tf;
+
+		while (cap < p->nt + bag.keys.n)
+			cap *= 2;
+		kid = realloc(p->kid, cap * sizeof(*kid));
+		if (!kid)
+			goto out;
+		p->kid = kid;
+		tf = realloc(p->tf, cap * sizeof(*tf));
+		if (!tf)
+			goto out;
+		p->tf = tf;
+		p->tcap = cap;
+	}
+	for (i = 0; i < bag.keys.n; i++) {
+		const char *key;
+		size_t l;
+
+		if (p->keys.n == p->hash_cap) {
+			uint32_t cap = p->hash_cap ? 2 * p->hash_cap : 1024;
+			uint64_t *h;
+
+			if (cap < p->hash_cap)
+				goto out;
+			h = realloc(p->hash, (size_t)cap * sizeof(*h));
+			if (!h)
+				goto out;
+			p->hash = h;
+			p->hash_cap = cap;
+		}
+		key = text_strs_key(&bag.keys, i, &l);
+		rc = text_strs_intern_hash(&p->keys, key, l, bag.hash[i], &k,
+					   &added);
+		if (rc)
+			goto out;
+		rc = -ENOMEM;
+		if (added)
+			p->hash[k] = bag.hash[i];
+		p->kid[p->nt + i] = k;
+		p->tf[p->nt + i] = bag.tf[i];
+	}
+	p->docs[p->ndocs] = (struct text_prep_doc){ .off = p->nt,
+						    .n = bag.keys.n,
+						    .len = bag.len };
+	p->nt += bag.keys.n;
+	*doc = p->ndocs++;
+	rc = 0;
+out:
+	bm25_bag_free(&bag);
+	return rc;
+}
+
+int text_index_put_prepared(struct text_index *idx, const char *id,
+			    const struct text_prep *p, uint32_t doc)
+{
+	const struct text_prep_doc *d;
+	struct bm25_terms t;
+
+	if (!idx || !id || !*id || !p || doc >= p->ndocs)
+		return -EINVAL;
+	/* the bag was made with the bigram setting of its index */
+	if (p->bigrams != (idx->bigram_weight > 0))
+		return -EINVAL;
+	d = &p->docs[doc];
+	t = (struct bm25_terms){ .keys = &p->keys,
+				 .hash = p->hash,
+				 .kid = p->kid + d->off,
+				 .tf = p->tf + d->off,
+				 .n = d->n,
+				 .len = d->len };
+	return bm25_put_terms(idx, id, bm25_id_hash(id), &t);
 }
 
 int text_index_del(struct text_index *idx, const char *id)

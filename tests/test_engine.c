@@ -3498,3 +3498,109 @@ Test(engine, checkpoint_deletes_covered_segments_in_one_batch)
 	engine_close(e);
 	backend_close(be);
 }
+
+/* --- unlogged commits ----------------------------------------------------- */
+
+static int unlogged_put(struct engine *e, const char *key, const char *json,
+			const float *v)
+{
+	struct engine_batch *b = engine_batch_new();
+	int rc;
+
+	engine_batch_put_json(b, C_DATA, key, json, strlen(json));
+	if (v)
+		engine_batch_put_vec(b, C_VEC, key, v, 3);
+	rc = engine_commit_unlogged(e, b);
+	cr_assert_eq(engine_batch_count(b), 0, "the batch is spent");
+	engine_batch_free(b);
+	return rc;
+}
+
+Test(engine, unlogged_commits_are_written_only_by_the_checkpoint)
+{
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w1");
+	struct engine_stats st;
+	const float v[3] = { 1, 2, 3 };
+	struct engine_batch *b;
+	size_t segs;
+	char *got;
+
+	cr_assert_eq(put_json(e, C_DATA, "logged", "{\"a\":1}"), 0);
+	segs = count_objects(be, "log/");
+	cr_assert_eq(segs, 1);
+	cr_assert_eq(unlogged_put(e, "u1", "{\"b\": 2}", v), 0);
+	cr_assert_eq(unlogged_put(e, "u2", "{\"c\":3}", NULL), 0);
+	/* in memory at once, on disk not at all */
+	assert_value(e, C_DATA, "u1", "{\"b\":2}");
+	cr_assert_eq(engine_vec_dim(e, C_VEC), 3);
+	cr_assert_eq(count_objects(be, "log/"), segs);
+	cr_assert_eq(count_objects(be, "ckpt/"), 0);
+	engine_get_stats(e, &st);
+	cr_assert_eq(st.unlogged, 2);
+	cr_assert_eq(st.commits, 3);
+	cr_assert_eq(st.segments, 1);
+	/* an invalid batch is refused as a logged one is: nothing applied */
+	b = engine_batch_new();
+	engine_batch_put_vec(b, C_VEC, "bad", v, 2);
+	cr_assert_eq(engine_commit_unlogged(e, b), -EINVAL);
+	engine_batch_free(b);
+	assert_value(e, C_VEC, "bad", NULL);
+	/* closed before a checkpoint: lost; the logged commit stays */
+	engine_close(e);
+	e = eopen(be, "w1");
+	assert_value(e, C_DATA, "logged", "{\"a\":1}");
+	assert_value(e, C_DATA, "u1", NULL);
+	cr_assert_eq(engine_count(e, C_VEC), 0);
+	/* with the checkpoint: durable, and the next logged seq is not lost */
+	cr_assert_eq(unlogged_put(e, "u1", "{\"b\":2}", v), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	engine_get_stats(e, &st);
+	cr_assert_eq(st.unlogged, 0);
+	cr_assert_eq(put_json(e, C_DATA, "after", "{\"d\":4}"), 0);
+	engine_close(e);
+	e = eopen(be, "w2");
+	assert_value(e, C_DATA, "logged", "{\"a\":1}");
+	assert_value(e, C_DATA, "u1", "{\"b\":2}");
+	assert_value(e, C_DATA, "after", "{\"d\":4}");
+	got = NULL;
+	cr_assert_eq(engine_get(e, C_VEC, "u1", NULL, (void **)&got, &segs), 0);
+	cr_assert_eq(segs, 3 * sizeof(float));
+	cr_assert_eq(((float *)got)[2], 3.0f);
+	free(got);
+	engine_close(e);
+	backend_close(be);
+
+	/* a store written by unlogged commits and a checkpoint alone */
+	be = mem();
+	e = eopen(be, "w1");
+	cr_assert_eq(unlogged_put(e, "only", "{\"e\":5}", v), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	cr_assert_eq(count_objects(be, "log/"), 0);
+	engine_close(e);
+	e = eopen(be, "w1");
+	assert_value(e, C_DATA, "only", "{\"e\":5}");
+	cr_assert_eq(engine_count(e, C_VEC), 1);
+	/* the next commit of the same writer does not reuse the seq */
+	cr_assert_eq(put_json(e, C_DATA, "next", "{\"f\":6}"), 0);
+	engine_close(e);
+	e = eopen(be, "w3");
+	assert_value(e, C_DATA, "only", "{\"e\":5}");
+	assert_value(e, C_DATA, "next", "{\"f\":6}");
+	engine_close(e);
+	backend_close(be);
+}
+
+Test(engine, unlogged_commits_reach_the_observer_like_logged_ones)
+{
+	struct backend *be = mem();
+	struct engine_opts o = { .writer = "w1" };
+	struct seen s = { 0 };
+	struct engine *e;
+
+	cr_assert_eq(engine_open_observed(be, &o, observe_fn, &s, &e), 0);
+	cr_assert_eq(unlogged_put(e, "k", "{\"x\":1}", NULL), 0);
+	cr_assert_str_eq(s.log, "put docstore/data k {\"x\":1}\n");
+	engine_close(e);
+	backend_close(be);
+}

@@ -14,6 +14,7 @@
 #include "backends/backend.h"
 #include "core/persist.h"
 #include "core/store.h"
+#include "core/text.h"
 #include "core/vec.h"
 
 static struct backend *be;
@@ -187,7 +188,9 @@ static void import_dir(const char *dir, const char *const *order)
 	size_t i;
 
 	for (i = 0; order[i]; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, order[i]);
+		int n = snprintf(path, sizeof(path), "%s/%s", dir, order[i]);
+
+		cr_assert(n > 0 && (size_t)n < sizeof(path));
 		if (exists(path))
 			import_path(order[i], path);
 	}
@@ -542,6 +545,167 @@ Test(persist, imported_nodes_are_in_every_view)
 	cr_assert_eq(stats.documents, 3);
 	cr_assert_eq(stats.triples, 6);
 	cr_assert_eq(stats.indexes, 2);
+}
+
+/*
+ * The keyword index the store keeps is the one json_loadb's reading of
+ * every node's ["__data__"]["text"] gives (as the observer once read it):
+ * after a checkpoint, the saved index (object ext-bm25) is byte for byte
+ * that of an index built here, in the same order, from jansson's reading
+ * of what docstore/data holds.
+ */
+struct ref_index {
+	struct text_index *idx;
+	size_t n, texts;
+};
+
+static int ref_index_node(void *arg, const char *key, enum engine_type type,
+			  const void *data, size_t len)
+{
+	struct ref_index *r = arg;
+	json_t *w, *text;
+
+	cr_assert_eq(type, ENGINE_JSON);
+	w = json_loadb(data, len, 0, NULL);
+	cr_assert_not_null(w, "%s does not load", key);
+	text = json_object_get(json_object_get(w, "__data__"), "text");
+	if (json_is_string(text)) {
+		cr_assert_eq(text_index_put(r->idx, key,
+					    json_string_value(text),
+					    json_string_length(text)),
+			     0);
+		r->texts++;
+	}
+	json_decref(w);
+	r->n++;
+	return 0;
+}
+
+static int ckpt_ext_find(void *arg, const char *key, uint64_t size)
+{
+	char *out = arg;
+	size_t n = strlen(key);
+
+	(void)size;
+	if (n > 9 && strcmp(key + n - 9, "/ext-bm25") == 0)
+		snprintf(out, 256, "%s", key);
+	return 0;
+}
+
+/* Returns the number of nodes with a text. */
+static size_t check_index_as_jansson_reads(void)
+{
+	struct ref_index r = { 0 };
+	struct buf want = { 0 };
+	char key[256] = "";
+	void *got;
+	size_t got_len;
+
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0, "%s",
+		     engine_last_error());
+	cr_assert_eq(backend_list(be, "ckpt/", ckpt_ext_find, key), 0);
+	cr_assert(key[0], "no ext-bm25 in the checkpoint");
+	cr_assert_eq(backend_get(be, key, &got, &got_len), 0);
+	cr_assert_eq(text_index_new(&r.idx), 0);
+	cr_assert_eq(engine_foreach(store_engine(st), "docstore/data",
+				    ref_index_node, &r),
+		     0);
+	cr_assert_eq(text_index_save(r.idx, buf_write, &want), 0);
+	cr_assert_eq(got_len, want.len, "%zu nodes: %zu bytes, want %zu", r.n,
+		     got_len, want.len);
+	cr_assert_eq(memcmp(got, want.p, want.len), 0);
+	text_index_free(r.idx);
+	free(want.p);
+	free(got);
+	return r.texts;
+}
+
+Test(persist, imported_nodes_are_indexed_as_jansson_reads_their_text)
+{
+	/* what jansson keeps: the last of a key that comes twice */
+	static const char docstore[] =
+		"{\"docstore/data\": {"
+		"\"plain\": {\"__data__\": {\"id_\": \"plain\", \"text\": "
+		"\"alpha beta gamma\"}, \"__type__\": \"1\"}, "
+		"\"escaped\": {\"__data__\": {\"text\": \"caf\\u00e9 "
+		"na\\u00efve \\ud83d\\ude00 line\\nbreak \\\"quoted\\\" "
+		"tab\\tend \\\\ slash\\/\"}, \"__type__\": \"1\"}, "
+		"\"text-twice\": {\"__data__\": {\"text\": \"first words\", "
+		"\"id_\": \"x\", \"text\": \"second words\"}}, "
+		"\"data-twice\": {\"__data__\": {\"text\": \"old data\"}, "
+		"\"__type__\": \"1\", \"__data__\": {\"text\": \"newer "
+		"data\"}}, "
+		"\"data-then-none\": {\"__data__\": {\"text\": \"hidden "
+		"words\"}, \"__data__\": {\"id_\": \"y\"}}, "
+		"\"data-then-scalar\": {\"__data__\": {\"text\": \"hidden "
+		"words\"}, \"__data__\": 5}, "
+		"\"scalar-then-data\": {\"__data__\": [\"text\"], "
+		"\"__data__\": {\"text\": \"visible words\"}}, "
+		"\"text-not-string\": {\"__data__\": {\"text\": [\"not\", "
+		"\"a\", \"string\"]}}, "
+		"\"text-then-null\": {\"__data__\": {\"text\": \"hidden "
+		"words\", \"text\": null}}, "
+		"\"null-then-text\": {\"__data__\": {\"text\": {\"text\": "
+		"\"deep\"}, \"text\": \"shallow words\"}}, "
+		"\"deeper\": {\"__data__\": {\"metadata\": {\"text\": \"deep "
+		"words\", \"__data__\": {\"text\": \"deeper\"}}, \"text\": "
+		"\"top words\"}}, "
+		"\"top-level-text\": {\"text\": \"toplevel words\", "
+		"\"__data__\": {\"id_\": \"z\"}}, "
+		"\"empty-text\": {\"__data__\": {\"text\": \"\"}}, "
+		"\"no-data\": {}, "
+		"\"pretty\":   {  \"__data__\" :\n {\"text\"\t:  \"spaced "
+		"out words\"  } , \"__type__\" : \"1\" }"
+		"}}";
+	static const char head[] =
+		"{\"docstore/data\": {\"long\": {\"__data__\": {\"text\": \"";
+	static const char word[] = "w\\u00f6rd\\n ";
+	size_t i;
+	struct buf big = { 0 };
+
+	import_ok("docstore.json", docstore);
+	/* plain escaped text-twice data-twice scalar-then-data
+	 * null-then-text deeper empty-text pretty */
+	cr_assert_eq(check_index_as_jansson_reads(), 9);
+
+	/*
+	 * A long text, escapes throughout, grows the observer's buffers (in
+	 * a fresh store: a dropped node's terms stay in the dictionary).
+	 */
+	store_close(st);
+	backend_close(be);
+	setup();
+	buf_write(&big, head, strlen(head));
+	for (i = 0; i < 3000; i++)
+		buf_write(&big, word, strlen(word));
+	buf_write(&big, "\"}}}}", 5);
+	cr_assert_eq(
+		persist_import(st, "docstore.json", big.p, big.len, NULL, NULL),
+		0, "%s", store_last_error());
+	cr_assert_eq(check_index_as_jansson_reads(), 1);
+	free(big.p);
+}
+
+Test(persist, fixtures_are_indexed_as_jansson_reads_their_text)
+{
+	static const char *const dirs[] = {
+		"py_persist", "py_persist_single", "py_persist_v0_10",
+		"realworld/23Mariya__QA-with-Documents", NULL
+	};
+	char dir[1024];
+	size_t i;
+
+	for (i = 0; dirs[i]; i++) {
+		fixture(dirs[i], dir, sizeof(dir));
+		if (i) {
+			/* a fresh store: a dropped node leaves its terms */
+			store_close(st);
+			backend_close(be);
+			setup();
+		}
+		import_dir(dir, py_order);
+		cr_assert_gt(check_index_as_jansson_reads(), 0, "%s", dirs[i]);
+	}
 }
 
 Test(persist, store_version_counts_applied_records)

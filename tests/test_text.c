@@ -2000,3 +2000,84 @@ Test(cranfield, bm25_ranks_judged_documents_first)
 	text_index_free(idx);
 	free(all);
 }
+
+/* --- text_prep: documents analysed ahead ---------------------------------- */
+
+/*
+ * Two indexes fed the same puts and deletes, one through text_index_put,
+ * the other through a text_prep batch analysed first (several documents
+ * sharing terms, a replacement, empty and stopword-only texts): the same
+ * saved bytes, with and without bigrams.
+ */
+static void prepared_equals_put(const struct text_index_opts *opts)
+{
+	struct text_index *a, *b;
+	struct text_prep *p;
+	unsigned seed = 7;
+	char id[32], text[512];
+	uint32_t doc[400];
+	size_t len, la, lb;
+	unsigned char *sa, *sb;
+	int i;
+
+	cr_assert_eq(text_index_new_opts(opts, &a), 0);
+	cr_assert_eq(text_index_new_opts(opts, &b), 0);
+	cr_assert_eq(text_prep_new(b, &p), 0);
+	/* analysed in one pass, before any of them is put */
+	for (i = 0; i < 400; i++) {
+		if (i == 17)
+			len = 0;
+		else if (i == 18)
+			len = (size_t)snprintf(text, sizeof(text),
+					       "the and of a");
+		else
+			len = persist_text(&seed, text);
+		cr_assert_eq(text_prep_add(p, text, len, &doc[i]), 0);
+		cr_assert_eq(doc[i], (uint32_t)i);
+		snprintf(id, sizeof(id), "d%d", i % 350); /* 50 replaced */
+		cr_assert_eq(text_index_put(a, id, text, len), 0);
+		if (i == 200)
+			cr_assert_eq(text_index_del(a, "d3"), 0);
+	}
+	cr_assert_eq(text_prep_count(p), 400);
+	for (i = 0; i < 400; i++) {
+		snprintf(id, sizeof(id), "d%d", i % 350);
+		cr_assert_eq(text_index_put_prepared(b, id, p, doc[i]), 0);
+		if (i == 200)
+			cr_assert_eq(text_index_del(b, "d3"), 0);
+	}
+	cr_assert_eq(text_index_put_prepared(b, "x", p, 400), -EINVAL);
+	sa = save_bytes(a, &la);
+	sb = save_bytes(b, &lb);
+	cr_assert_eq(la, lb);
+	cr_assert_eq(memcmp(sa, sb, la), 0);
+	free(sa);
+	free(sb);
+	text_prep_free(p);
+	text_index_free(a);
+	text_index_free(b);
+}
+
+Test(text_prep, prepared_puts_build_the_index_puts_build)
+{
+	struct text_index_opts bigrams = { .k1 = TEXT_BM25_K1,
+					   .b = TEXT_BM25_B,
+					   .bigram_weight =
+						   TEXT_BM25_BIGRAM_WEIGHT };
+	struct text_index *plain, *bi;
+	struct text_prep *p;
+	uint32_t d;
+
+	prepared_equals_put(NULL);
+	prepared_equals_put(&bigrams);
+	/* a batch made for one bigram setting is refused by the other */
+	cr_assert_eq(text_index_new(&plain), 0);
+	cr_assert_eq(text_index_new_opts(&bigrams, &bi), 0);
+	cr_assert_eq(text_prep_new(plain, &p), 0);
+	cr_assert_eq(text_prep_add(p, "some words", 10, &d), 0);
+	cr_assert_eq(text_index_put_prepared(bi, "x", p, d), -EINVAL);
+	cr_assert_eq(text_index_put_prepared(plain, "x", p, d), 0);
+	text_index_free(bi);
+	text_prep_free(p);
+	text_index_free(plain);
+}

@@ -256,9 +256,11 @@ static const char lode_import_help[] =
 	"then the others in the order above, every one of them checked to be\n"
 	"JSON before the first commit.  A file refused at its turn (not the\n"
 	"shape of its kind) stops the import with exit status 1, and the\n"
-	"files imported before it stay imported (they are named).  Then a\n"
-	"checkpoint is written (as by `lode compact`), so that the next open\n"
-	"is one read.  A local store must not be mounted.\n"
+	"files imported before it stay imported (they are named).  The\n"
+	"store is written once, at the end, as a checkpoint (what `lode\n"
+	"compact` makes: the next open is one read); an import interrupted\n"
+	"before that leaves the store as it was.  A local store must not be\n"
+	"mounted.\n"
 	"\n"
 	"  -q, --quiet          no progress, no summary\n"
 	"  -h, --help           this text\n"
@@ -564,8 +566,9 @@ int lode_cmd_import(int argc, char **argv)
 	bytes = 0;
 	for (i = 0; i < n; i++) {
 		lode_bar_start(&bar, progress, files[i].file, files[i].len);
-		rc = persist_import(c.store, files[i].name, files[i].data,
-				    files[i].len, lode_bar_progress, &bar);
+		rc = persist_import_flags(c.store, files[i].name, files[i].data,
+					  files[i].len, PERSIST_UNLOGGED,
+					  lode_bar_progress, &bar);
 		if (rc) {
 			if (bar.drawn)
 				fputc('\n', stderr);
@@ -584,6 +587,33 @@ int lode_cmd_import(int argc, char **argv)
 		    !strncmp(why + nl, ": ", 2))
 			why += nl + 2;
 		lode_err("%s: %s", files[i].path, why);
+	}
+	/*
+	 * The files are imported without log segments: the checkpoint
+	 * writes them, once, with the rest of the store, keyword index
+	 * included, and the next open (a mount, an export) reads it instead
+	 * of replaying segments and indexing every node again.  Until it is
+	 * written nothing is on disk: its failure leaves the store as it
+	 * was.
+	 */
+	if (done) {
+		int crc;
+
+		if (progress)
+			fprintf(stderr, "(checkpoint)  writing...");
+		t1 = lode_now();
+		crc = engine_checkpoint(store_engine(c.store));
+		if (progress)
+			fprintf(stderr, "\r(checkpoint)  %s in %.1f s\n",
+				crc ? "failed" : "written", lode_now() - t1);
+		if (crc) {
+			lode_err("writing the store failed (%s)",
+				 lode_why(crc));
+			lode_err("nothing was imported");
+			goto out;
+		}
+	}
+	if (rc) {
 		if (done) {
 			fprintf(stderr,
 				"%s: imported before it, and kept:", lode_prog);
@@ -595,24 +625,6 @@ int lode_cmd_import(int argc, char **argv)
 		}
 		goto out;
 	}
-	/*
-	 * A checkpoint now, as `lode compact` makes: the next open (a mount,
-	 * an export) reads it, keyword index included, instead of replaying
-	 * the large segments just written and indexing every node again
-	 * (that was three quarters of an export's time).  The files are
-	 * imported already, so a failure here is only reported.
-	 */
-	if (progress)
-		fprintf(stderr, "(checkpoint)  writing...");
-	t1 = lode_now();
-	rc = engine_checkpoint(store_engine(c.store));
-	if (progress)
-		fprintf(stderr, "\r(checkpoint)  %s in %.1f s\n",
-			rc ? "failed" : "written", lode_now() - t1);
-	if (rc)
-		lode_err("the checkpoint after the import failed (%s); the "
-			 "files are imported, `lode compact` makes it later",
-			 lode_why(rc));
 	if (!quiet)
 		printf("%zu file%s imported (%.1f MB) in %.2f s\n", done,
 		       done == 1 ? "" : "s", (double)bytes / 1e6,
