@@ -8,6 +8,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "core/embed_remote.h"
 #include "core/store_int.h"
 #include "core/vec.h"
 
@@ -41,6 +42,7 @@ void store_opts_init(struct store_opts *o)
 	o->chunk_size = STORE_CHUNK_SIZE_DEFAULT;
 	o->chunk_overlap = STORE_CHUNK_OVERLAP_DEFAULT;
 	o->embed_dim = VEC_EMBED_DIM_DEFAULT;
+	o->bm25_bigram_weight = TEXT_BM25_BIGRAM_WEIGHT;
 	o->ann_threshold = STORE_ANN_THRESHOLD_DEFAULT;
 }
 
@@ -265,6 +267,11 @@ static int store_bm25_load(void *arg, const void *data, size_t len)
 	rc = text_index_load(data, len, &idx);
 	if (rc)
 		return rc; /* the engine then replays every node to us */
+	if (text_index_bigram_weight(idx) != s->opts.bm25_bigram_weight) {
+		/* saved with other options: rebuilt from the nodes instead */
+		text_index_free(idx);
+		return -ESTALE;
+	}
 	text_index_free(s->bm25);
 	s->bm25 = idx;
 	s->bm25_loaded = 1;
@@ -274,6 +281,7 @@ static int store_bm25_load(void *arg, const void *data, size_t len)
 int store_open(struct backend *be, const struct store_opts *opts,
 	       struct store **out)
 {
+	struct text_index_opts tio = { TEXT_BM25_K1, TEXT_BM25_B, 0 };
 	struct engine_opts eopts;
 	struct store *s;
 	int rc;
@@ -298,9 +306,12 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	s->be = be;
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_mutex_init(&s->chg_mu, NULL);
-	rc = text_index_new(&s->bm25);
-	if (rc)
+	tio.bigram_weight = s->opts.bm25_bigram_weight;
+	rc = text_index_new_opts(&tio, &s->bm25);
+	if (rc) {
+		store_fail(rc, "bm25_bigram_weight must be 0 or more");
 		goto out_free;
+	}
 	s->bm25_ext.name = "bm25";
 	s->bm25_ext.save = store_bm25_save;
 	s->bm25_ext.load = store_bm25_load;
@@ -311,6 +322,11 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	rc = engine_open_observed(be, &eopts, store_observe, s, &s->eng);
 	if (rc)
 		goto out_index;
+	rc = store_embed_open(s);
+	if (rc) {
+		engine_close(s->eng);
+		goto out_index;
+	}
 	*out = s;
 	return 0;
 out_index:
@@ -328,6 +344,7 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	engine_close(s->eng);
+	embed_remote_free(s->embed);
 	text_index_free(s->bm25);
 	store_observe_free(s);
 	store_changes_free(s);

@@ -48,6 +48,13 @@ struct store_opts {
 	 */
 	uint32_t embed_dim;
 	/*
+	 * Weight of adjacent word pairs in BM25 (text_index_opts): by
+	 * default TEXT_BM25_BIGRAM_WEIGHT, the sequential dependence model's
+	 * published 0.10 / 0.85; 0 indexes words alone, in about a tenth of
+	 * the keyword index's memory (-o bm25_bigrams=0).
+	 */
+	double bm25_bigram_weight;
+	/*
 	 * Namespaces with at least this many vectors get an HNSW graph,
 	 * built in the background and saved in checkpoints; smaller ones
 	 * are scanned exactly (-o ann_threshold=N; 0: never HNSW).
@@ -61,6 +68,8 @@ struct store_opts {
 	 */
 	const char *embed_url;
 	const char *embed_model;
+	/* One request to it, retries apart (ms); 0: 30 s. */
+	unsigned embed_timeout_ms;
 	struct engine_opts engine;
 };
 
@@ -159,6 +168,22 @@ int store_dirs_foreach(struct store *s, store_dir_fn *fn, void *arg);
 
 /* The record of one directory: 0, -ENOENT (none), or another -errno. */
 int store_dir_stat(struct store *s, const char *path, struct store_dir *d);
+
+/*
+ * With an embeddings server (opts.embed_url): embeds the nodes of the
+ * text documents docs[0..n) now, in as few requests as the client's
+ * bounds allow and outside every store lock, and keeps the vectors for
+ * the calling thread, whose next writes of these documents
+ * (store_txn_doc_put, store_docs_put) take them instead of asking again.
+ * Documents whose stored content is the same bytes are skipped.  If the
+ * server fails, returns -EIO (reason in store_last_error()) and those
+ * writes fail at once with the same reason rather than retrying again.
+ * Without a server, returns 0 and keeps nothing.  Always pair with
+ * store_embed_release, in the same thread, after the writes.
+ */
+int store_embed_prepare(struct store *s, const struct store_doc *docs,
+			size_t n);
+void store_embed_release(struct store *s);
 
 /* --- other writers ------------------------------------------------------- */
 

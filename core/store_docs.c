@@ -433,6 +433,7 @@ static int store_batch_ingest(struct store *s, struct engine_batch *b,
 	char(*ids)[37] = NULL, (*hashes)[33] = NULL;
 	struct store_sbuf node = { 0 }, nm = { 0 };
 	json_t *node_ids = json_array(), *info = NULL, *dmeta = NULL;
+	float *vecs = NULL;
 	size_t n = 0, i;
 	int rc;
 
@@ -445,6 +446,12 @@ static int store_batch_ingest(struct store *s, struct engine_batch *b,
 	if (!ids || !hashes || !node_ids) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	if (s->embed && n) {
+		/* every node of the document in as few requests as possible */
+		rc = store_ingest_remote_vecs(s, d, chunks, n, &vecs);
+		if (rc)
+			goto out;
 	}
 	for (i = 0; i < n; i++) {
 		store_node_uuid(d->id, i, ids[i]);
@@ -478,7 +485,12 @@ static int store_batch_ingest(struct store *s, struct engine_batch *b,
 		if (!rc)
 			rc = store_batch_put_dump(b, STORE_C_META, ids[i], nm.p,
 						  nm.len);
-		if (!rc)
+		if (!rc && vecs)
+			rc = engine_batch_put_vec(
+				b, STORE_VEC_PREFIX STORE_NS_DEFAULT, ids[i],
+				vecs + i * (size_t)s->opts.embed_dim,
+				s->opts.embed_dim);
+		else if (!rc)
 			rc = store_batch_builtin_vec(s, b, ids[i], text, len);
 		json_array_append_new(node_ids, json_string(ids[i]));
 	}
@@ -501,6 +513,7 @@ out:
 	free(nm.p);
 	free(ids);
 	free(hashes);
+	free(vecs);
 	text_chunks_free(chunks, n);
 	return rc;
 }
@@ -693,6 +706,11 @@ int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
 	int rc, r;
 
 	store_clear_error();
+	/* embeddings server: every document in one go, outside the lock */
+	if (s->embed && store_embed_prepare(s, docs, n) == -ENOMEM) {
+		store_embed_release(s);
+		return -ENOMEM;
+	}
 	pthread_mutex_lock(&s->wlock);
 	rc = store_list_namespaces(s, &nss);
 	if (rc)
@@ -726,6 +744,7 @@ out:
 	store_hints_free(&hints);
 	store_free_strv(nss);
 	pthread_mutex_unlock(&s->wlock);
+	store_embed_release(s);
 	return rc;
 }
 
@@ -962,6 +981,16 @@ int store_node_put(struct store *s, const char *json, size_t len)
 	if (!text)
 		text = "";
 	store_node_hash(text, strlen(text), meta ? meta : json_null(), hash);
+	if (!v && s->embed) {
+		/* before the lock: other writers need not wait for the server */
+		size_t tl = strlen(text);
+
+		dim = s->opts.embed_dim;
+		v = malloc(dim * sizeof(*v));
+		rc = v ? store_embed_texts(s, &text, &tl, 1, v) : -ENOMEM;
+		if (rc)
+			goto out;
+	}
 
 	pthread_mutex_lock(&s->wlock);
 	b = engine_batch_new();

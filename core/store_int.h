@@ -44,11 +44,15 @@ struct store_textbuf {
 	size_t text_cap, scratch_cap;
 };
 
+struct embed_remote;
+
 struct store {
 	struct backend *be;
 	struct engine *eng;
 	struct store_opts opts;
 	struct text_index *bm25;
+	/* The embeddings server (opts.embed_url), or NULL: built-in. */
+	struct embed_remote *embed;
 	/* The keyword index came from the checkpoint (extension "bm25"). */
 	int bm25_loaded;
 	struct engine_ext bm25_ext;
@@ -84,6 +88,26 @@ struct store_change {
 void store_note_change(struct store *s, const char *coll, const char *key,
 		       unsigned flags);
 void store_changes_free(struct store *s);
+
+/* Makes s->embed when opts.embed_url is set (store_embed.c). */
+int store_embed_open(struct store *s);
+
+/*
+ * The embeddings server's vectors of a document's n chunks (*out,
+ * malloc'd, n * embed_dim floats): those store_embed_prepare made for
+ * this thread, the others asked for in one go.  A failure fails the whole
+ * write: a document is never stored with nodes missing their vectors.
+ */
+int store_ingest_remote_vecs(struct store *s, const struct store_doc *d,
+			     const struct text_chunk *chunks, size_t n,
+			     float **out);
+
+/*
+ * Vectors of n texts from the embeddings server (s->embed set) into
+ * out[n * opts.embed_dim]: 0, or -EIO with the reason set.
+ */
+int store_embed_texts(struct store *s, const char *const *texts,
+		      const size_t *lens, size_t n, float *out);
 
 /* Sets the thread's error text and returns rc (a negative errno). */
 int store_fail(int rc, const char *fmt, ...)

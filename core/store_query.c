@@ -241,7 +241,18 @@ static int store_vector(struct store *s, const struct store_query *q, size_t k,
 		own = malloc(vs.dim * sizeof(*own));
 		if (!own)
 			return -ENOMEM;
-		vec_embed_hash(q->text, strlen(q->text), vs.dim, own);
+		if (s->embed) {
+			/* the model that made the vectors embeds the query */
+			size_t tl = strlen(q->text);
+
+			rc = store_embed_texts(s, &q->text, &tl, 1, own);
+			if (rc) {
+				free(own);
+				return rc;
+			}
+		} else {
+			vec_embed_hash(q->text, strlen(q->text), vs.dim, own);
+		}
 		vs.query = own;
 	}
 	vs.k = k;
@@ -269,16 +280,10 @@ static int store_vector(struct store *s, const struct store_query *q, size_t k,
 	return 0;
 }
 
-static int store_scored_cmp(const void *a, const void *b)
-{
-	const struct store_scored *x = a, *y = b;
-
-	if (x->score != y->score)
-		return x->score < y->score ? 1 : -1;
-	return strcmp(x->id, y->id);
-}
-
-/* Min-max normalises scores into [0, 1] (all equal: all 1). */
+/*
+ * Min-max normalises scores into [0, 1]; when all are equal (one result,
+ * say) they become 1 if positive, else 0, as LlamaIndex does.
+ */
 static void store_normalise(struct store_scored *v, size_t n)
 {
 	double lo = INFINITY, hi = -INFINITY;
@@ -289,20 +294,37 @@ static void store_normalise(struct store_scored *v, size_t n)
 		hi = fmax(hi, v[i].score);
 	}
 	for (i = 0; i < n; i++)
-		v[i].score = hi > lo ? (v[i].score - lo) / (hi - lo) : 1.0;
+		v[i].score = hi > lo	? (v[i].score - lo) / (hi - lo)
+			     : hi > 0.0 ? 1.0
+					: 0.0;
+}
+
+/* Fused scores, highest first; ties keep their order (pos). */
+static int store_fused_cmp(const void *a, const void *b, void *arg)
+{
+	const struct store_scored *all = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	if (all[x].score != all[y].score)
+		return all[x].score < all[y].score ? 1 : -1;
+	return x < y ? -1 : x > y;
 }
 
 /*
- * LlamaIndex's relative score fusion: each side min-max normalised, the
- * vector side weighted alpha and the keyword side 1 - alpha, summed per
- * node.
+ * LlamaIndex's relative score fusion (QueryFusionRetriever,
+ * FUSION_MODES.RELATIVE_SCORE, with the weights [alpha, 1 - alpha] and
+ * one query): each side min-max normalised, the vector side weighted
+ * alpha and the keyword side 1 - alpha, summed per node, sorted by score
+ * with ties in the order first seen (vector results, then keyword-only
+ * ones), as Python's stable sort leaves them.  LlamaIndex merges nodes
+ * of the same text; here a node is its id.
  */
 static int store_fuse(struct store_scored *vec, size_t nv,
 		      struct store_scored *kw, size_t nk, double alpha,
 		      size_t k, struct store_scored **out, size_t *n)
 {
-	struct store_scored *all;
-	size_t i, j, m = 0;
+	struct store_scored *all, *sorted;
+	size_t i, j, m = 0, *ord;
 
 	store_normalise(vec, nv);
 	store_normalise(kw, nk);
@@ -326,12 +348,26 @@ static int store_fuse(struct store_scored *vec, size_t nv,
 		kw[i].id = NULL;
 		all[m++].score = (1 - alpha) * kw[i].score;
 	}
-	qsort(all, m, sizeof(*all), store_scored_cmp);
-	for (i = k; i < m; i++) {
-		free(all[i].id);
-		all[i].id = NULL;
+	ord = malloc((m ? m : 1) * sizeof(*ord));
+	sorted = calloc(m + 1, sizeof(*sorted));
+	if (!ord || !sorted) {
+		free(ord);
+		free(sorted);
+		store_scored_free(all, m);
+		return -ENOMEM;
 	}
-	*out = all;
+	for (i = 0; i < m; i++)
+		ord[i] = i;
+	qsort_r(ord, m, sizeof(*ord), store_fused_cmp, all);
+	for (i = 0; i < m; i++)
+		sorted[i] = all[ord[i]];
+	free(ord);
+	free(all);
+	for (i = k; i < m; i++) {
+		free(sorted[i].id);
+		sorted[i].id = NULL;
+	}
+	*out = sorted;
 	*n = m < k ? m : k;
 	return 0;
 }

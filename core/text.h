@@ -264,6 +264,9 @@ struct text_index_stats {
 	uint64_t memory_bytes; /* approximate heap use */
 };
 
+/* The index's bigram_weight (as created or loaded). */
+double text_index_bigram_weight(const struct text_index *idx);
+
 /* Fills *st with a consistent snapshot. */
 void text_index_stats(struct text_index *idx, struct text_index_stats *st);
 

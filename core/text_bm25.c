@@ -962,6 +962,11 @@ int text_index_new_opts(const struct text_index_opts *opts,
 	return 0;
 }
 
+double text_index_bigram_weight(const struct text_index *idx)
+{
+	return idx->bigram_weight; /* set once, at creation */
+}
+
 int text_index_new(struct text_index **out)
 {
 	return text_index_new_opts(NULL, out);

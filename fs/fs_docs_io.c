@@ -454,6 +454,44 @@ out:
 }
 
 /*
+ * With an embeddings server, the round's documents are embedded before
+ * its transaction (which holds the store's write lock), all of them in
+ * as few requests as the client's bounds allow.  From copies: a file may
+ * change meanwhile, and its changed chunks are then asked for at the put.
+ * A failure is remembered by the store for the puts of this thread, which
+ * then fail at once (store_embed_release after the transaction).
+ */
+static void fs_docs_embed_prepare(struct fs *fs, struct fs_ino **list, size_t n)
+{
+	struct store_doc *docs;
+	size_t i, m = 0;
+
+	if (!fs->opts.embed_url || !n)
+		return;
+	docs = calloc(n, sizeof(*docs));
+	if (!docs)
+		return;
+	for (i = 0; i < n; i++) {
+		struct fs_file *f = list[i]->file;
+		void *copy;
+
+		pthread_mutex_lock(&f->mu);
+		copy = f->len ? malloc(f->len) : NULL;
+		if (copy) {
+			memcpy(copy, f->buf, f->len);
+			docs[m].id = list[i]->keys[0];
+			docs[m].data = copy;
+			docs[m++].len = f->len;
+		}
+		pthread_mutex_unlock(&f->mu);
+	}
+	store_embed_prepare(fs->st, docs, m);
+	for (i = 0; i < m; i++)
+		free((void *)docs[i].data);
+	free(docs);
+}
+
+/*
  * One round: commits everything queued, in one transaction.  Rounds run
  * one at a time (docs_mu) and take the queue inside it, so when a round
  * that took the queue at request number G finishes, every file queued
@@ -492,6 +530,7 @@ static int fs_docs_round(struct fs *fs, int requeue)
 	vers = calloc(n + 1, sizeof(*vers));
 	results = calloc(n + 1, sizeof(*results));
 	refused = calloc(n + 1, sizeof(*refused));
+	fs_docs_embed_prepare(fs, list, n);
 	rc = !vers || !results || !refused ? -ENOMEM
 					   : store_txn_begin(fs->st, &t);
 	/* removals first: they were made before the closes still queued */
@@ -509,6 +548,7 @@ static int fs_docs_round(struct fs *fs, int requeue)
 		pthread_mutex_unlock(&f->mu);
 	}
 	rc = t ? fs_docs_txn_end(fs, t, &dels, rc) : rc;
+	store_embed_release(fs->st);
 	if (!t)
 		fs_dels_done(fs, &dels, rc);
 	fs_docs_committed(fs, rc);

@@ -82,6 +82,13 @@ struct fs_opts {
 	unsigned checkpoint_segments;
 	/* Seconds between catching up with other writers; 0: never. */
 	double refresh;
+	/*
+	 * The embeddings server (-o embed=...; NULL: built-in), its model,
+	 * the vectors' dimension (0: the default) and request timeout.
+	 */
+	const char *embed_url, *embed_model;
+	unsigned embed_dim, embed_timeout_ms;
+	int bm25_bigrams; /* word pairs in the keyword index (default 1) */
 };
 
 /*

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/vec.h"
 #include "fs/fs_int.h"
 
 void fs_error(struct fs *fs, const char *path, const char *fmt, ...)
@@ -219,6 +220,25 @@ static json_t *fs_meta_config(struct fs *fs)
 
 	if (j && o->remote)
 		json_object_update(j, o->remote);
+	if (j)
+		json_object_set_new(j, "bm25_bigrams",
+				    json_boolean(o->bm25_bigrams));
+	/* where vectors come from; the API key is never shown */
+	if (j && o->embed_url)
+		json_object_set_new(
+			j, "embed",
+			json_pack("{s:s,s:s,s:i,s:i}", "url", o->embed_url,
+				  "model", o->embed_model ? o->embed_model : "",
+				  "dim", (int)o->embed_dim, "timeout_ms",
+				  (int)(o->embed_timeout_ms
+						? o->embed_timeout_ms
+						: 30000)));
+	else if (j)
+		json_object_set_new(
+			j, "embed",
+			json_pack("{s:s,s:i}", "builtin", "hashed", "dim",
+				  (int)(o->embed_dim ? o->embed_dim
+						     : VEC_EMBED_DIM_DEFAULT)));
 	return j;
 }
 

@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "backends/backend_source.h"
+#include "core/vec.h"
 #include "fs/fs_int.h"
 
 #define LODEFS_LOCK ".lodefs.lock"
@@ -28,6 +29,10 @@ struct lodefs_cli {
 		*cache_size;
 	int path_style;
 	unsigned timeout;
+	/* an embeddings server */
+	char *embed, *embed_model;
+	unsigned embed_dim, embed_timeout;
+	int bm25_bigrams; /* -1: default */
 };
 
 enum {
@@ -59,6 +64,11 @@ static const struct fuse_opt lodefs_opts[] = {
 	LODEFS_OPT("cache_size=%s", cache_size),
 	LODEFS_OPT("timeout=%u", timeout),
 	LODEFS_OPT("path_style=%d", path_style),
+	LODEFS_OPT("embed=%s", embed),
+	LODEFS_OPT("embed_model=%s", embed_model),
+	LODEFS_OPT("embed_dim=%u", embed_dim),
+	LODEFS_OPT("embed_timeout=%u", embed_timeout),
+	LODEFS_OPT("bm25_bigrams=%d", bm25_bigrams),
 	FUSE_OPT_KEY("path_style", KEY_PATH_STYLE),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -141,6 +151,20 @@ static void lodefs_usage(void)
 	       "seconds\n"
 	       "                         (default 5 for s3:// and r2://, 0 "
 	       "= never for local)\n"
+	       "  bm25_bigrams=0|1       word pairs in the keyword index "
+	       "(default 1; 0: a\n"
+	       "                         tenth of its memory, slightly "
+	       "worse ranking)\n"
+	       "  embed=URL              embeddings server (OpenAI /v1/"
+	       "embeddings) for nodes and\n"
+	       "                         queries without a vector; key from "
+	       "LODEFS_EMBED_API_KEY\n"
+	       "                         or OPENAI_API_KEY\n"
+	       "  embed_model=NAME       its model; embed_dim=N  its "
+	       "dimension (required with\n"
+	       "                         embed=; alone: the built-in "
+	       "embedding's, default %d)\n"
+	       "  embed_timeout=S        one request to it (default 30)\n"
 	       "S3 and R2:\n"
 	       "  endpoint=URL, region=R, path_style[=0|1], profile=NAME, "
 	       "passwd_file=FILE\n"
@@ -154,7 +178,8 @@ static void lodefs_usage(void)
 	       "  -f  foreground   -d  debug (implies -f)   -s  single "
 	       "thread\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
-	       STORE_CHUNK_SIZE_DEFAULT, STORE_CHUNK_OVERLAP_DEFAULT);
+	       STORE_CHUNK_SIZE_DEFAULT, STORE_CHUNK_OVERLAP_DEFAULT,
+	       VEC_EMBED_DIM_DEFAULT);
 }
 
 /* SOURCE, or the default store's directory (malloc'd). */
@@ -278,6 +303,13 @@ static int lodefs_open_store(struct fs *fs, const struct lodefs_cli *c)
 	so.chunk_overlap = fs->opts.chunk_overlap;
 	so.engine.checkpoint_segments = fs->opts.checkpoint_segments;
 	so.engine.read_only = fs->opts.read_only;
+	if (fs->opts.embed_dim)
+		so.embed_dim = fs->opts.embed_dim;
+	if (!fs->opts.bm25_bigrams)
+		so.bm25_bigram_weight = 0;
+	so.embed_url = fs->opts.embed_url;
+	so.embed_model = fs->opts.embed_model;
+	so.embed_timeout_ms = fs->opts.embed_timeout_ms;
 	rc = store_open(fs->be, &so, &fs->st);
 	if (rc == -EUCLEAN) {
 		fprintf(stderr,
@@ -337,6 +369,28 @@ static int lodefs_check_opts(struct fs *fs, struct lodefs_cli *c)
 	o->entry_timeout = c->entry_timeout >= 0 ? c->entry_timeout : 1.0;
 	o->checkpoint_segments =
 		c->checkpoint_segments ? c->checkpoint_segments : 1000;
+	if (c->embed && !c->embed_dim) {
+		fprintf(stderr,
+			"lodefs: embed=%s needs embed_dim=N, the "
+			"dimension of the model's vectors\n",
+			c->embed);
+		return -EINVAL;
+	}
+	if (c->embed_dim > VEC_EMBED_DIM_MAX) {
+		fprintf(stderr, "lodefs: embed_dim=%u: at most %d\n",
+			c->embed_dim, VEC_EMBED_DIM_MAX);
+		return -EINVAL;
+	}
+	if (c->bm25_bigrams < -1 || c->bm25_bigrams > 1) {
+		fprintf(stderr, "lodefs: bm25_bigrams=%d: expected 0 or 1\n",
+			c->bm25_bigrams);
+		return -EINVAL;
+	}
+	o->bm25_bigrams = c->bm25_bigrams != 0;
+	o->embed_url = c->embed;
+	o->embed_model = c->embed_model;
+	o->embed_dim = c->embed_dim;
+	o->embed_timeout_ms = c->embed_timeout * 1000u;
 	o->read_only = c->ro;
 	o->allow_other = c->allow_other;
 	o->default_permissions = c->default_permissions;
@@ -364,7 +418,8 @@ int main(int argc, char *argv[])
 				  .attr_timeout = -1,
 				  .entry_timeout = -1,
 				  .refresh = -1,
-				  .path_style = -1 };
+				  .path_style = -1,
+				  .bm25_bigrams = -1 };
 	struct fuse_cmdline_opts fo = { 0 };
 	struct fuse_loop_config lc = { 0 };
 	struct fs fs = { 0 };
@@ -509,6 +564,8 @@ out:
 	free(cli.profile);
 	free(cli.cache_dir);
 	free(cli.cache_size);
+	free(cli.embed);
+	free(cli.embed_model);
 	for (i = 0; i < cli.n_pos; i++)
 		free(cli.pos[i]);
 	fuse_opt_free_args(&args);

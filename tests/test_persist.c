@@ -606,7 +606,14 @@ static size_t check_index_as_jansson_reads(void)
 	cr_assert_eq(backend_list(be, "ckpt/", ckpt_ext_find, key), 0);
 	cr_assert(key[0], "no ext-bm25 in the checkpoint");
 	cr_assert_eq(backend_get(be, key, &got, &got_len), 0);
-	cr_assert_eq(text_index_new(&r.idx), 0);
+	/* the store's own settings (bigrams are on by default) */
+	cr_assert_eq(text_index_new_opts(
+			     &(struct text_index_opts){
+				     .k1 = TEXT_BM25_K1,
+				     .b = TEXT_BM25_B,
+				     .bigram_weight = TEXT_BM25_BIGRAM_WEIGHT },
+			     &r.idx),
+		     0);
 	cr_assert_eq(engine_foreach(store_engine(st), "docstore/data",
 				    ref_index_node, &r),
 		     0);

@@ -156,6 +156,7 @@ int main(int argc, char **argv)
 {
 	struct text_index_opts opts = { TEXT_BM25_K1, TEXT_BM25_B, 0 };
 	struct cran_set docs = { 0 }, queries = { 0 };
+	struct text_index_stats ist;
 	struct text_index *idx = NULL;
 	char *all = NULL, *qry = NULL, *rel = NULL, *p;
 	unsigned char(*relevant)[CRAN_DOCS + 1] = NULL;
@@ -247,6 +248,10 @@ int main(int argc, char **argv)
 	printf("bm25 k1=%.2f b=%.2f bigram_weight=%.3f\n", opts.k1, opts.b,
 	       opts.bigram_weight);
 	printf("nDCG@10 %.4f\nrecall@100 %.4f\n", ndcg / used, recall / used);
+	text_index_stats(idx, &ist);
+	printf("index: %llu terms, %llu postings, %.1f MB\n",
+	       (unsigned long long)ist.terms, (unsigned long long)ist.postings,
+	       ist.memory_bytes / 1e6);
 	printf("index %.1f ms, %zu queries %.1f ms (%.3f ms/query)\n",
 	       (t1 - t0) * 1e3, queries.n, (t2 - t1) * 1e3,
 	       (t2 - t1) * 1e3 / queries.n);
