@@ -520,6 +520,135 @@ int store_vec_put(struct store *s, const char *ns, const char *id,
 	return store_commit_free(s, b);
 }
 
+int store_vec_put_many(struct store *s, const char *ns, const char *const *ids,
+		       const float *rows, size_t stride, size_t n, uint32_t dim,
+		       store_progress_fn *progress, void *parg)
+{
+	char coll[STORE_NS_MAX + 32];
+	struct engine_batch *b;
+	uint32_t have;
+	size_t i;
+	int rc;
+
+	store_clear_error();
+	rc = store_vec_coll(ns, coll, sizeof(coll));
+	if (rc)
+		return rc;
+	if (dim == 0 || stride < dim || (n && (!ids || !rows)))
+		return store_fail(-EINVAL, "empty vectors");
+	for (i = 0; i < n; i++) {
+		rc = store_check_id("vector", ids[i]);
+		if (rc)
+			return rc;
+	}
+	b = engine_batch_new();
+	if (!b)
+		return -ENOMEM;
+	/*
+	 * Under the write lock, so that the namespace cannot take another
+	 * dimension between the check and the commit.
+	 */
+	pthread_mutex_lock(&s->wlock);
+	have = engine_vec_dim(s->eng, coll);
+	if (have && have != dim) {
+		rc = store_fail(
+			-EINVAL,
+			"vectors of %u dimensions; namespace %s holds %u", dim,
+			coll + strlen(STORE_VEC_PREFIX), have);
+		goto out;
+	}
+	for (i = 0; i < n && !rc; i++) {
+		rc = engine_batch_put_vec(b, coll, ids[i], rows + i * stride,
+					  dim);
+		if (progress && (i % 4096 == 4095 || i + 1 == n))
+			progress(parg, i + 1, n);
+	}
+	if (!rc)
+		rc = engine_commit_consume(s->eng, b);
+out:
+	pthread_mutex_unlock(&s->wlock);
+	engine_batch_free(b);
+	return rc;
+}
+
+/* Reads one namespace's rows once for a chunk of queries. */
+struct store_vsearch {
+	const float *queries;
+	size_t nq;
+	uint32_t dim;
+	size_t k;
+	struct vec_hit **hits;
+	size_t *nhits;
+};
+
+static int store_vsearch_fn(void *arg, const struct engine_vecs *v)
+{
+	struct store_vsearch *vs = arg;
+	struct vec_query qs[64];
+	size_t i, j, m;
+	int rc = 0;
+
+	if (v->dim != vs->dim)
+		return store_fail(-EINVAL,
+				  "queries have %u dimensions; the namespace "
+				  "holds %u",
+				  vs->dim, v->dim);
+	/* 64 queries a pass: their float32 copies stay in L2 */
+	for (i = 0; i < vs->nq && !rc; i += m) {
+		m = vs->nq - i < 64 ? vs->nq - i : 64;
+		memset(qs, 0, sizeof(qs));
+		for (j = 0; j < m; j++) {
+			qs[j].query = vs->queries + (i + j) * (size_t)vs->dim;
+			qs[j].k = vs->k;
+		}
+		rc = vec_topk_batch(v, vs->dim, qs, m);
+		for (j = 0; j < m; j++) {
+			vs->hits[i + j] = qs[j].hits;
+			vs->nhits[i + j] = qs[j].n;
+		}
+	}
+	return rc;
+}
+
+int store_vec_search(struct store *s, const char *ns, const float *queries,
+		     size_t nq, uint32_t dim, size_t k, struct vec_hit **hits,
+		     size_t *nhits)
+{
+	char coll[STORE_NS_MAX + 32];
+	struct store_vsearch vs = {
+		.queries = queries,
+		.nq = nq,
+		.dim = dim,
+		.k = k,
+		.hits = hits,
+		.nhits = nhits,
+	};
+	size_t i;
+	int rc;
+
+	store_clear_error();
+	for (i = 0; i < nq; i++) {
+		hits[i] = NULL;
+		nhits[i] = 0;
+	}
+	rc = store_vec_coll(ns, coll, sizeof(coll));
+	if (rc)
+		return rc;
+	if (dim == 0)
+		return store_fail(-EINVAL, "empty query vectors");
+	rc = engine_with_vecs(s->eng, coll, store_vsearch_fn, &vs);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc) {
+		for (i = 0; i < nq; i++) {
+			vec_hits_free(hits[i], nhits[i]);
+			hits[i] = NULL;
+			nhits[i] = 0;
+		}
+	}
+	return rc;
+}
+
 int store_vec_get(struct store *s, const char *ns, const char *id, float **v,
 		  uint32_t *dim)
 {

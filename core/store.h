@@ -364,6 +364,33 @@ int store_node_del(struct store *s, const char *id);
 /* Sets node `id`'s vector in namespace `ns`.  -EINVAL on a wrong dim. */
 int store_vec_put(struct store *s, const char *ns, const char *id,
 		  const float *v, uint32_t dim);
+/* Called now and then by long operations: done of total units. */
+typedef void store_progress_fn(void *arg, uint64_t done, uint64_t total);
+
+/*
+ * Sets n vectors of namespace `ns` in one durable batch: ids[i] gets the
+ * dim floats at rows + i * stride.  All or nothing: -EINVAL (an invalid
+ * id, dim 0, or a dim other than the namespace's, reason set) before
+ * anything is written.  `progress` (may be NULL) counts vectors.
+ */
+int store_vec_put_many(struct store *s, const char *ns, const char *const *ids,
+		       const float *rows, size_t stride, size_t n, uint32_t dim,
+		       store_progress_fn *progress, void *parg);
+
+struct vec_hit;
+
+/*
+ * Exact top-k of namespace `ns` for nq queries (nq * dim floats), read in
+ * passes that serve up to 64 queries each (vec_topk_batch): hits[i] and
+ * nhits[i] as vec_topk gives them (free with vec_hits_free).  No filters,
+ * no HNSW.  An empty namespace gives no hits.  Returns 0, -EINVAL (a
+ * dim other than the namespace's, a query holding NaN/Inf; reason set
+ * for the first), -ENOMEM; on error every hits[i] is NULL.
+ */
+int store_vec_search(struct store *s, const char *ns, const float *queries,
+		     size_t nq, uint32_t dim, size_t k, struct vec_hit **hits,
+		     size_t *nhits);
+
 /* *v malloc'd (free()), *dim floats.  -ENOENT. */
 int store_vec_get(struct store *s, const char *ns, const char *id, float **v,
 		  uint32_t *dim);

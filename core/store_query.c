@@ -172,6 +172,8 @@ static int store_keyword(struct store *s, const struct store_query *q, size_t k,
 }
 
 struct store_vscan {
+	struct store *s;
+	const char *coll; /* concurrent queries on it share one pass */
 	const float *query;
 	uint32_t dim;
 	size_t k;
@@ -195,9 +197,9 @@ static int store_vscan(void *arg, const struct engine_vecs *v)
 		return vec_mmr(v, vs->query, vs->dim, vs->k, vs->threshold,
 			       vs->allow->set ? store_allow_fn : NULL,
 			       vs->allow, &vs->hits, &vs->n);
-	return vec_topk(v, vs->query, vs->dim, vs->k,
-			vs->allow->set ? store_allow_fn : NULL, vs->allow,
-			&vs->hits, &vs->n);
+	return vec_topk_shared(vs->s->eng, vs->coll, v, vs->query, vs->dim,
+			       vs->k, vs->allow->set ? store_allow_fn : NULL,
+			       vs->allow, &vs->hits, &vs->n);
 }
 
 /*
@@ -255,6 +257,8 @@ static int store_vector(struct store *s, const struct store_query *q, size_t k,
 		}
 		vs.query = own;
 	}
+	vs.s = s;
+	vs.coll = coll;
 	vs.k = k;
 	vs.mmr = mmr;
 	vs.threshold = threshold;

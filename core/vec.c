@@ -1,4 +1,4 @@
-/* vec.c - exact cosine top-k and MMR over an engine vector view. */
+/* vec.c - double-precision scoring, the reference top-k scan, and MMR. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,8 +50,8 @@ static inline double vec_sum8(const double acc[VEC_LANES], double tail)
 	       ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
-static double vec_dot_generic(const float *restrict a, const float *restrict b,
-			      uint32_t dim)
+double vec_dot_double(const float *restrict a, const float *restrict b,
+		      uint32_t dim)
 {
 	double acc[VEC_LANES] = { 0 };
 	double tail = 0;
@@ -69,23 +69,11 @@ static double vec_dot_generic(const float *restrict a, const float *restrict b,
  * the same as one fused pass, and each pass is the vectorised dot above
  * (GCC does not SLP-vectorise the fused form at -O2).
  */
-static void vec_dot_norm_generic(const float *restrict q,
-				 const float *restrict r, uint32_t dim,
-				 double *dot, double *rr)
+static void vec_dot_norm(const float *restrict q, const float *restrict r,
+			 uint32_t dim, double *dot, double *rr)
 {
-	*dot = vec_dot_generic(q, r, dim);
-	*rr = vec_dot_generic(r, r, dim);
-}
-
-static const struct vec_kernel vec_kernel_generic = {
-	.name = "generic",
-	.dot = vec_dot_generic,
-	.dot_norm = vec_dot_norm_generic,
-};
-
-const struct vec_kernel *vec_kernel_get(void)
-{
-	return &vec_kernel_generic;
+	*dot = vec_dot_double(q, r, dim);
+	*rr = vec_dot_double(r, r, dim);
 }
 
 double vec_cos_from(double dot, double aa, double bb)
@@ -101,11 +89,19 @@ double vec_cos_from(double dot, double aa, double bb)
 
 double vec_cosine(const float *a, const float *b, uint32_t dim)
 {
-	const struct vec_kernel *kern = vec_kernel_get();
 	double ab, bb;
 
-	kern->dot_norm(a, b, dim, &ab, &bb);
-	return vec_cos_from(ab, kern->dot(a, a, dim), bb);
+	vec_dot_norm(a, b, dim, &ab, &bb);
+	return vec_cos_from(ab, vec_dot_double(a, a, dim), bb);
+}
+
+double vec_score_double(const float *query, double qq, const float *row,
+			uint32_t dim)
+{
+	double dot, rr;
+
+	vec_dot_norm(query, row, dim, &dot, &rr);
+	return vec_cos_from(dot, qq, rr);
 }
 
 /* --- shared checks and results ------------------------------------------- */
@@ -121,14 +117,8 @@ void vec_hits_free(struct vec_hit *hits, size_t n)
 	free(hits);
 }
 
-struct vec_cand {
-	const char *key; /* borrowed from the view */
-	double score;
-};
-
-/* Returns 0 and *qq (|q|^2), or -EINVAL. */
-static int vec_check(const struct engine_vecs *v, const float *query,
-		     uint32_t dim, struct vec_hit **hits, size_t *n, double *qq)
+int vec_check(const struct engine_vecs *v, const float *query, uint32_t dim,
+	      struct vec_hit **hits, size_t *n, double *qq)
 {
 	uint32_t i;
 
@@ -142,11 +132,11 @@ static int vec_check(const struct engine_vecs *v, const float *query,
 	for (i = 0; i < dim; i++)
 		if (!isfinite(query[i]))
 			return -EINVAL;
-	*qq = vec_kernel_get()->dot(query, query, dim);
+	*qq = vec_dot_double(query, query, dim);
 	return 0;
 }
 
-static size_t vec_rows(const struct engine_vecs *v)
+size_t vec_rows(const struct engine_vecs *v)
 {
 	size_t b, rows = 0;
 
@@ -155,9 +145,8 @@ static size_t vec_rows(const struct engine_vecs *v)
 	return rows;
 }
 
-/* Copies the keys of cands[0..m) into a new hit array. */
-static int vec_emit(const struct vec_cand *cands, size_t m,
-		    struct vec_hit **hits, size_t *n)
+int vec_emit(const struct vec_cand *cands, size_t m, struct vec_hit **hits,
+	     size_t *n)
 {
 	struct vec_hit *out;
 	size_t i;
@@ -183,15 +172,14 @@ static int vec_emit(const struct vec_cand *cands, size_t m,
 
 /* --- top-k --------------------------------------------------------------- */
 
-/* LlamaIndex's (score, id) tuple order: a beats b. */
-static int vec_topk_better(const struct vec_cand *a, const struct vec_cand *b)
+int vec_topk_better(const struct vec_cand *a, const struct vec_cand *b)
 {
 	if (a->score != b->score)
 		return a->score > b->score;
 	return strcmp(a->key, b->key) > 0;
 }
 
-static int vec_topk_cmp(const void *pa, const void *pb)
+int vec_topk_cmp(const void *pa, const void *pb)
 {
 	const struct vec_cand *a = pa, *b = pb;
 
@@ -233,19 +221,15 @@ static void vec_heap_up(struct vec_cand *heap, size_t i)
 	heap[i] = x;
 }
 
-int vec_topk(const struct engine_vecs *v, const float *query, uint32_t dim,
-	     size_t k, vec_filter_fn *filter, void *arg, struct vec_hit **hits,
-	     size_t *n)
+/* The reference: every row scored in double (vec_check already done). */
+int vec_topk_double(const struct engine_vecs *v, const float *query, double qq,
+		    uint32_t dim, size_t k, vec_filter_fn *filter, void *arg,
+		    struct vec_hit **hits, size_t *n)
 {
-	const struct vec_kernel *kern = vec_kernel_get();
 	struct vec_cand *heap;
 	size_t cap, len = 0, b, i;
-	double qq;
-	int rc;
+	int rc = 0;
 
-	rc = vec_check(v, query, dim, hits, n, &qq);
-	if (rc)
-		return rc;
 	cap = vec_rows(v);
 	if (k < cap)
 		cap = k;
@@ -260,8 +244,6 @@ int vec_topk(const struct engine_vecs *v, const float *query, uint32_t dim,
 
 		for (i = 0; blk->keys && i < blk->n; i++) {
 			struct vec_cand c = { .key = blk->keys[i] };
-			double dot, rr;
-
 			if (!c.key)
 				continue;
 			if (filter) {
@@ -271,9 +253,8 @@ int vec_topk(const struct engine_vecs *v, const float *query, uint32_t dim,
 				if (rc == 0)
 					continue;
 			}
-			kern->dot_norm(query, blk->data + i * (size_t)dim, dim,
-				       &dot, &rr);
-			c.score = vec_cos_from(dot, qq, rr);
+			c.score = vec_score_double(
+				query, qq, blk->data + i * (size_t)dim, dim);
 			if (isnan(c.score))
 				continue;
 			if (len < cap) {
@@ -315,7 +296,6 @@ static int vec_mmr_collect(const struct engine_vecs *v, const float *query,
 			   double qq, vec_filter_fn *filter, void *arg,
 			   struct vec_mmr_row **rows, size_t *nrows)
 {
-	const struct vec_kernel *kern = vec_kernel_get();
 	struct vec_mmr_row *out;
 	size_t total = vec_rows(v), m = 0, b, i;
 	int rc;
@@ -348,7 +328,7 @@ static int vec_mmr_collect(const struct engine_vecs *v, const float *query,
 				if (rc == 0)
 					continue;
 			}
-			kern->dot_norm(query, r.row, v->dim, &dot, &r.rr);
+			vec_dot_norm(query, r.row, v->dim, &dot, &r.rr);
 			r.sim = vec_cos_from(dot, qq, r.rr);
 			if (isnan(r.sim))
 				continue;
@@ -364,7 +344,6 @@ int vec_mmr(const struct engine_vecs *v, const float *query, uint32_t dim,
 	    size_t k, double threshold, vec_filter_fn *filter, void *arg,
 	    struct vec_hit **hits, size_t *n)
 {
-	const struct vec_kernel *kern = vec_kernel_get();
 	struct vec_mmr_row *rows;
 	struct vec_cand *picks;
 	size_t nrows, m, npicks = 0, left, i, best_i;
@@ -412,7 +391,7 @@ int vec_mmr(const struct engine_vecs *v, const float *query, uint32_t dim,
 			double dot, s;
 
 			/* overlap with the LAST pick only, as LlamaIndex */
-			dot = kern->dot(rows[i].row, last.row, dim);
+			dot = vec_dot_double(rows[i].row, last.row, dim);
 			s = threshold * rows[i].sim -
 			    (1 - threshold) *
 				    vec_cos_from(dot, rows[i].rr, last.rr);

@@ -53,6 +53,72 @@ int vec_topk(const struct engine_vecs *v, const float *query, uint32_t dim,
 	     size_t k, vec_filter_fn *filter, void *arg, struct vec_hit **hits,
 	     size_t *n);
 
+/*
+ * How vec_topk is fast and still exact: the query is normalised once (in
+ * double, then rounded to float32), each row's squared norm is computed in
+ * float32 in the same pass over memory that computes its dot products (a
+ * tile of rows, in cache, serves every query of a batch), and rows are
+ * ranked by the float32 cosine with the SIMD kernel the CPU runs best
+ * (vec_kernel_name).  The float32 score is within a proven bound E of
+ * the exact one, so only rows within 2E of the k-th float32 score can
+ * belong to the top k; those are rescored in double exactly as the
+ * reference scan does, and ties and order come out identical.  Rows
+ * whose float32 norm cannot be trusted (zero, tiny, huge, NaN) are always
+ * rescored.  Stored rows are never modified: nothing is pre-normalised.
+ */
+
+/* One query of a batch: fill query, k, filter and arg; the rest is out. */
+struct vec_query {
+	const float *query; /* dim floats */
+	size_t k;
+	vec_filter_fn *filter; /* may be NULL */
+	void *arg;
+	struct vec_hit *hits; /* out, as vec_topk */
+	size_t n;	      /* out */
+	int rc;		      /* out: 0 or vec_topk's error */
+};
+
+/*
+ * vec_topk for nq queries in one pass over the rows (blocks of rows x
+ * queries, so each row is read from memory once for all of them).  Each
+ * query gets exactly what vec_topk would give it, with its own rc.
+ * Returns 0 if every rc is 0, else the first non-zero rc.
+ */
+int vec_topk_batch(const struct engine_vecs *v, uint32_t dim,
+		   struct vec_query *qs, size_t nq);
+
+/*
+ * vec_topk, coalesced: concurrent calls for the same (owner, coll) are
+ * answered by one pass.  The first caller scans for every caller already
+ * waiting (up to a batch limit); callers arriving during its pass wait
+ * and the first of them scans for all of them next.  Every caller must be
+ * inside engine_with_vecs for that collection (so no write can happen
+ * between their views, which are therefore the same rows); `owner`
+ * tells stores apart (the engine), coll is the collection's name.
+ * `filter` may be called from another caller's thread.
+ */
+int vec_topk_shared(const void *owner, const char *coll,
+		    const struct engine_vecs *v, const float *query,
+		    uint32_t dim, size_t k, vec_filter_fn *filter, void *arg,
+		    struct vec_hit **hits, size_t *n);
+
+/* Passes made and queries answered by vec_topk_shared since start. */
+void vec_coalesce_stats(uint64_t *passes, uint64_t *queries);
+
+/* The ranking kernel in use: "avx512", "avx2" or "generic". */
+const char *vec_kernel_name(void);
+
+/*
+ * Forces a kernel (NULL: back to the best the CPU runs).  The environment
+ * variable LODEFS_VEC_KERNEL does the same at start.  Returns 0, -EINVAL
+ * for an unknown name, -ENOTSUP if this CPU cannot run it.  For tests and
+ * benchmarks: answers are the same with every kernel.
+ */
+int vec_kernel_select(const char *name);
+
+/* Names of the kernels this CPU runs, best first; returns how many. */
+int vec_kernel_list(const char **names, size_t max);
+
 /* LlamaIndex's default mmr_threshold (weight of relevance over novelty). */
 #define VEC_MMR_THRESHOLD_DEFAULT 0.5
 

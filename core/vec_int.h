@@ -5,24 +5,73 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/vec.h"
+
 /*
- * Scoring kernels.  This is the seam for runtime dispatch: vec_kernel_get()
- * returns the portable kernel today; an AVX2 / AVX-512 kernel chosen with
- * __builtin_cpu_supports() and a variant taking precomputed row norms go
- * here without touching the callers.  Kernels accumulate in double so that
- * every kernel rounds the same way up to summation order.
+ * float32 ranking kernels (core/vec_simd.c), one per instruction set, the
+ * best the CPU runs chosen at first use (LODEFS_VEC_KERNEL or
+ * vec_kernel_select override).  They only rank: exact scores come from
+ * vec_dot_double, the same on every machine.
  */
 struct vec_kernel {
-	const char *name;
-	/* sum of a[i] * b[i] */
-	double (*dot)(const float *restrict a, const float *restrict b,
-		      uint32_t dim);
-	/* *dot = sum q[i] * r[i] and *rr = sum r[i] * r[i], reading r once */
-	void (*dot_norm)(const float *restrict q, const float *restrict r,
-			 uint32_t dim, double *dot, double *rr);
+	const char *name; /* "avx512", "avx2", "generic" */
+	/* out[j] = sum q[i] * rows[j * dim + i], for j < n */
+	void (*dots)(const float *q, const float *rows, size_t n, uint32_t dim,
+		     float *out);
+	/* out[j] = sum rows[j * dim + i]^2, for j < n */
+	void (*norms)(const float *rows, size_t n, uint32_t dim, float *out);
+	/* both at once, each row read once (and the next ones prefetched) */
+	void (*dots_norms)(const float *q, const float *rows, size_t n,
+			   uint32_t dim, float *dots, float *norms);
 };
 
 const struct vec_kernel *vec_kernel_get(void);
+
+/*
+ * sum a[i] * b[i] in double with a fixed summation order (eight lanes,
+ * then pairwise), so the result does not depend on compiler or CPU: the
+ * scores SimpleVectorStore parity is checked against.
+ */
+double vec_dot_double(const float *restrict a, const float *restrict b,
+		      uint32_t dim);
+
+/* The exact score of one row: vec_cos_from over vec_dot_double. */
+double vec_score_double(const float *query, double qq, const float *row,
+			uint32_t dim);
+
+/* A row found by a search: key borrowed from the view. */
+struct vec_cand {
+	const char *key;
+	double score;
+};
+
+/* LlamaIndex's (score, id) tuple order: 1 if a beats b. */
+int vec_topk_better(const struct vec_cand *a, const struct vec_cand *b);
+/* qsort comparator: best first by vec_topk_better. */
+int vec_topk_cmp(const void *pa, const void *pb);
+/* Copies cands[0..m) into a new hit array (*hits, *n); 0 or -ENOMEM. */
+int vec_emit(const struct vec_cand *cands, size_t m, struct vec_hit **hits,
+	     size_t *n);
+/* Argument checks shared by the searches: 0 and *qq = |q|^2, or -EINVAL. */
+int vec_check(const struct engine_vecs *v, const float *query, uint32_t dim,
+	      struct vec_hit **hits, size_t *n, double *qq);
+/* Live-or-dead rows over all blocks. */
+size_t vec_rows(const struct engine_vecs *v);
+/*
+ * The scan in double over every row (the reference vec_topk is checked
+ * against, and the path for a zero query, where every score is 0.0).
+ */
+int vec_topk_double(const struct engine_vecs *v, const float *query, double qq,
+		    uint32_t dim, size_t k, vec_filter_fn *filter, void *arg,
+		    struct vec_hit **hits, size_t *n);
+
+/*
+ * Tests only: the next coalescing leader on a collection waits (up to a
+ * few seconds) until `n` queries on it are queued before it scans, so
+ * that a test can make coalescing happen without relying on timing.  0
+ * turns it off.
+ */
+void vec_coalesce_hold(size_t n);
 
 /* dot / (sqrt(aa) * sqrt(bb)), 0.0 if aa or bb is 0, never -0.0. */
 double vec_cos_from(double dot, double aa, double bb);

@@ -76,7 +76,7 @@ no "rm of a missing id fails" "$lode" rm "$store" otters.txt
 ok "compact then the store still answers" \
 	sh -c "'$lode' compact '$store' && '$lode' query '$store' lighthouses | grep -q light.md"
 
-for cmd in add query get rm stats compact fsck import export; do
+for cmd in add query get rm stats compact fsck import export import-vectors search; do
 	ok "$cmd --help exits 0" sh -c "'$lode' $cmd --help | grep -q usage"
 done
 ok "no arguments is a usage error (2)" status_is 2 "$lode"
@@ -382,7 +382,8 @@ if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null 2>&1 &&
 		{ '$lode' export '$work/ps1' '$work/ro/out'; echo \$? >'$work/full.rc'; } &&
 		ls -A '$work/ro/out' >'$work/full.ls'" 2>"$work/full.err"
 	ok "export onto a full disk fails (1)" grep -qx 1 "$work/full.rc"
-	ok "saying so" grep -q 'No space left on device' "$work/full.err"
+	cp "$work/err" "$work/why"
+ok "saying so" grep -q 'No space left on device' "$work/full.err"
 	ok "and leaves no file, not even the complete ones" test ! -s "$work/full.ls"
 else
 	skip "export onto a full disk fails" "needs root, unshare and tmpfs"
@@ -429,6 +430,117 @@ else
 		skip "$d" "s3rver is not installed or does not start"
 	done
 fi
+
+# ---- import-vectors and search: TexMex .fvecs files -------------------------
+
+# fvecs FILE ROWS DIM SEED [BADROW BADDIM]: random rows (python3's struct,
+# no numpy); BADROW gets dimension field BADDIM (its floats stay DIM).
+fvecs() {
+	python3 - "$@" <<'PY'
+import random, struct, sys
+path, rows, dim, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+bad = int(sys.argv[5]) if len(sys.argv) > 5 else -1
+baddim = int(sys.argv[6]) if len(sys.argv) > 6 else dim
+r = random.Random(seed)
+with open(path, "wb") as f:
+    for i in range(rows):
+        f.write(struct.pack("<i", baddim if i == bad else dim))
+        f.write(struct.pack("<%df" % dim, *[r.uniform(-1, 1) for _ in range(dim)]))
+PY
+}
+
+# want_topk BASE QUERIES K [IDS]: the exact cosine top-k in double, ties to
+# the larger id (SimpleVectorStore's heap), one line per query.
+want_topk() {
+	python3 - "$@" <<'PY'
+import math, struct, sys
+def read(p):
+    b = open(p, "rb").read(); out = []; o = 0
+    while o < len(b):
+        d = struct.unpack_from("<i", b, o)[0]
+        out.append(struct.unpack_from("<%df" % d, b, o + 4)); o += 4 + 4 * d
+    return out
+base, queries, k = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+ids = open(sys.argv[4]).read().split("\n")[:len(base)] if len(sys.argv) > 4 else ["v%d" % i for i in range(len(base))]
+for q in queries:
+    qq = math.sqrt(sum(x * x for x in q))
+    s = []
+    for i, r in enumerate(base):
+        rr = math.sqrt(sum(x * x for x in r))
+        s.append((sum(a * b for a, b in zip(q, r)) / (qq * rr), ids[i]))
+    s.sort(reverse=True)
+    print(" ".join(i for _, i in s[:k]))
+PY
+}
+
+vs=$work/vstore
+fvecs "$work/base.fvecs" 500 24 1
+fvecs "$work/q.fvecs" 20 24 2
+ok "import-vectors of a 500 x 24 file" \
+	sh -c "'$lode' import-vectors '$vs' emb '$work/base.fvecs' | grep -q '^500 vectors of 24 dimensions'"
+ok "the rows read back exactly (v7 = row 7)" \
+	sh -c "'$lode' get '$vs' v7 --vector emb >'$work/v7' &&
+		python3 -c 'import struct,sys; b=open(\"$work/base.fvecs\",\"rb\").read(); o=7*(4+4*24)+4;
+want=[float(\"%.9g\" % x) for x in struct.unpack_from(\"<24f\",b,o)];
+got=[float(l) for l in open(\"$work/v7\")];
+sys.exit(want!=got)'"
+want_topk "$work/base.fvecs" "$work/q.fvecs" 10 >"$work/want10"
+ok "search -k 10 gives the exact top 10 of every query, best first" \
+	sh -c "'$lode' search '$vs' emb '$work/q.fvecs' -k 10 | cmp - '$work/want10'"
+want_topk "$work/base.fvecs" "$work/q.fvecs" 1 >"$work/want1"
+ok "search -k 1" sh -c "'$lode' search '$vs' emb '$work/q.fvecs' -k 1 | cmp - '$work/want1'"
+ok "a row searched for finds itself first with score 1" \
+	sh -c "python3 -c 'import sys; b=open(\"$work/base.fvecs\",\"rb\").read(); r=4+4*24; sys.stdout.buffer.write(b[42*r:43*r])' >'$work/self.fvecs' &&
+		'$lode' search '$vs' emb '$work/self.fvecs' -k 2 --scores | grep -q '^v42:1 '"
+
+awk 'BEGIN { for (i = 0; i < 500; i++) printf "doc-%03d\n", 499 - i }' >"$work/ids"
+ok "import-vectors --ids names the rows" \
+	"$lode" import-vectors "$vs" named "$work/base.fvecs" --ids "$work/ids" -q
+want_topk "$work/base.fvecs" "$work/q.fvecs" 5 "$work/ids" >"$work/want5"
+ok "and search reports those ids" \
+	sh -c "'$lode' search '$vs' named '$work/q.fvecs' -k 5 | cmp - '$work/want5'"
+
+# Refusals: nothing is imported, the namespace is as it was.
+"$lode" search "$vs" emb "$work/q.fvecs" -k 10 >"$work/before"
+fvecs "$work/baddim.fvecs" 30 24 3 17 25
+ok "a row of another dimension is refused (1)" \
+	status_is 1 "$lode" import-vectors "$vs" emb "$work/baddim.fvecs"
+cp "$work/err" "$work/why"
+ok "naming the row" grep -q 'row 17 .*dimension 25, row 0 has 24' "$work/why"
+fvecs "$work/trunc.fvecs" 30 24 4
+truncate -s -5 "$work/trunc.fvecs"
+ok "a truncated file is refused (1)" \
+	status_is 1 "$lode" import-vectors "$vs" emb "$work/trunc.fvecs"
+cp "$work/err" "$work/why"
+ok "saying so" grep -q 'truncated: row 29' "$work/why"
+head -n 499 "$work/ids" >"$work/ids499"
+ok "an id count that differs from the row count is refused (1)" \
+	status_is 1 "$lode" import-vectors "$vs" emb2 "$work/base.fvecs" --ids "$work/ids499"
+cp "$work/err" "$work/why"
+ok "saying both counts" grep -q '499 ids for the 500 rows' "$work/why"
+fvecs "$work/d16.fvecs" 10 16 5
+ok "a dimension other than the namespace's is refused (1)" \
+	status_is 1 "$lode" import-vectors "$vs" emb "$work/d16.fvecs"
+cp "$work/err" "$work/why"
+ok "naming both dimensions" grep -q 'namespace emb holds 24' "$work/why"
+python3 -c "import struct; open('$work/nan.fvecs','wb').write(struct.pack('<i3f',3,1,float('nan'),0))"
+ok "a NaN value is refused (1)" \
+	status_is 1 "$lode" import-vectors "$vs" emb3 "$work/nan.fvecs"
+cp "$work/err" "$work/why"
+ok "saying which value" grep -q 'row 0: value 1 is not a finite number' "$work/why"
+ok "every refusal says nothing was imported" grep -q 'nothing was imported' "$work/why"
+ok "after the refusals the namespace answers as before" \
+	sh -c "'$lode' search '$vs' emb '$work/q.fvecs' -k 10 | cmp - '$work/before'"
+ok "and the refused namespaces do not exist" \
+	sh -c "! '$lode' search '$vs' emb2 '$work/q.fvecs' 2>&1 && ! '$lode' search '$vs' emb3 '$work/q.fvecs'"
+ok "search with queries of another dimension fails (1)" \
+	status_is 1 "$lode" search "$vs" emb "$work/d16.fvecs"
+ok "search -k 0 is a usage error (2)" status_is 2 "$lode" search "$vs" emb "$work/q.fvecs" -k 0
+ok "importing again over the same ids replaces those vectors only" \
+	sh -c "'$lode' import-vectors '$vs' emb '$work/q.fvecs' -q &&
+		'$lode' search '$vs' emb '$work/q.fvecs' -k 1 --scores | head -n 1 | grep -qx 'v0:1' &&
+		'$lode' search '$vs' emb '$work/self.fvecs' -k 1 | grep -qx v42"
+ok "fsck after the vector imports exits 0" "$lode" fsck "$vs"
 
 # Damage: flip bytes in the middle of the checkpoint's kv object.
 "$lode" add "$store" "$work/in/otters.txt" --base "$work/in" -q

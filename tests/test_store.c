@@ -1,5 +1,6 @@
 /* test_store.c - the storage context: documents, nodes, vectors, graph, query. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "backends/backend.h"
 #include "core/store.h"
 #include "core/vec.h"
+#include "core/vec_int.h"
 
 static struct backend *be;
 static struct store *st;
@@ -592,6 +594,172 @@ Test(store, vectors_of_the_wrong_dimension_are_refused)
 	cr_assert_eq(store_vec_put(st, "image", "c", v3, 0), -EINVAL);
 	cr_assert_eq(store_vec_put(st, "bad/ns", "c", v3, 3), -EINVAL);
 	cr_assert_eq(engine_count(store_engine(st), "vector_store/image"), 1);
+}
+
+/* Deterministic rows in [-1, 1) for the bulk vector tests. */
+static void fill_rows(float *v, size_t n, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		v[i] = (float)((double)(seed >> 11) / 9007199254740992.0 * 2 -
+			       1);
+	}
+}
+
+Test(store, vec_put_many_is_one_commit_and_all_or_nothing)
+{
+	enum { N = 300, D = 8 };
+	static float rows[N * (D + 1)];
+	static char names[N][16];
+	const char *ids[N];
+	uint64_t before;
+	float *got;
+	uint32_t dim;
+	size_t i;
+
+	fill_rows(rows, N * (D + 1), 3);
+	for (i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "r%zu", i);
+		ids[i] = names[i];
+	}
+	/* a stride of D + 1: the rows of an fvecs file, dims in between */
+	cr_assert_eq(store_vec_put_many(st, "bulk", ids, rows + 1, D + 1, N, D,
+					NULL, NULL),
+		     0, "%s", store_last_error());
+	cr_assert_eq(engine_count(store_engine(st), "vector_store/bulk"), N);
+	cr_assert_eq(store_vec_get(st, "bulk", "r123", &got, &dim), 0);
+	cr_assert_eq(dim, D);
+	cr_assert_arr_eq(got, rows + 123 * (D + 1) + 1, D * sizeof(float));
+	free(got);
+
+	before = keys();
+	/* another dimension than the namespace's: nothing */
+	cr_assert_eq(
+		store_vec_put_many(st, "bulk", ids, rows, 4, N, 4, NULL, NULL),
+		-EINVAL);
+	cr_assert(strstr(store_last_error(), "holds 8"), "%s",
+		  store_last_error());
+	/* one invalid id among good ones: nothing */
+	ids[N - 1] = "";
+	cr_assert_eq(
+		store_vec_put_many(st, "fresh", ids, rows, D, N, D, NULL, NULL),
+		-EINVAL);
+	cr_assert_eq(keys(), before);
+	cr_assert_eq(engine_count(store_engine(st), "vector_store/fresh"), 0);
+}
+
+Test(store, vec_search_equals_one_vector_query_per_query)
+{
+	enum { N = 2000, D = 16, NQ = 70 }; /* 70: two passes of 64 */
+	static float rows[N * D], qs[NQ * D];
+	static char names[N][16];
+	const char *ids[N];
+	struct vec_hit *h[NQ];
+	size_t nh[NQ], i, j;
+
+	fill_rows(rows, N * D, 5);
+	fill_rows(qs, NQ * D, 6);
+	for (i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "n%04zu", i);
+		ids[i] = names[i];
+	}
+	cr_assert_eq(
+		store_vec_put_many(st, NULL, ids, rows, D, N, D, NULL, NULL),
+		0);
+	cr_assert_eq(store_vec_search(st, NULL, qs, NQ, D, 7, h, nh), 0);
+	for (i = 0; i < NQ; i++) {
+		struct store_query q = { .embedding = qs + i * D,
+					 .dim = D,
+					 .k = 7,
+					 .mode = STORE_MODE_VECTOR };
+		struct store_hit *hits;
+		size_t n;
+
+		cr_assert_eq(store_query(st, &q, &hits, &n), 0);
+		cr_assert_eq(n, nh[i]);
+		for (j = 0; j < n; j++) {
+			cr_assert_str_eq(hits[j].node_id, h[i][j].key);
+			cr_assert(hits[j].score == h[i][j].score);
+		}
+		store_hits_free(hits, n);
+		vec_hits_free(h[i], nh[i]);
+	}
+	cr_assert_eq(store_vec_search(st, NULL, qs, NQ, D + 1, 7, h, nh),
+		     -EINVAL);
+	cr_assert_eq(store_vec_search(st, "empty", qs, NQ, D, 7, h, nh), 0);
+	cr_assert_eq(nh[0], 0);
+}
+
+struct qthread {
+	const float *q;
+	uint32_t dim;
+	struct store_hit *hits;
+	size_t n;
+	int rc;
+};
+
+static void *qthread_run(void *arg)
+{
+	struct qthread *t = arg;
+	struct store_query q = { .embedding = t->q,
+				 .dim = t->dim,
+				 .k = 5,
+				 .mode = STORE_MODE_VECTOR };
+
+	t->rc = store_query(st, &q, &t->hits, &t->n);
+	return NULL;
+}
+
+/* store_query's exact scans coalesce: eight threads, one pass. */
+Test(store, concurrent_vector_queries_share_one_pass)
+{
+	enum { N = 3000, D = 24, NT = 8 };
+	static float rows[N * D], qs[NT * D];
+	static char names[N][16];
+	const char *ids[N];
+	struct qthread t[NT];
+	pthread_t th[NT];
+	uint64_t p0, q0, p1, q1;
+	size_t i, j;
+
+	fill_rows(rows, N * D, 8);
+	fill_rows(qs, NT * D, 9);
+	for (i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%04zu", i);
+		ids[i] = names[i];
+	}
+	cr_assert_eq(
+		store_vec_put_many(st, NULL, ids, rows, D, N, D, NULL, NULL),
+		0);
+	vec_coalesce_stats(&p0, &q0);
+	vec_coalesce_hold(NT);
+	for (i = 0; i < NT; i++) {
+		t[i] = (struct qthread){ .q = qs + i * D, .dim = D };
+		cr_assert_eq(pthread_create(&th[i], NULL, qthread_run, &t[i]),
+			     0);
+	}
+	for (i = 0; i < NT; i++)
+		pthread_join(th[i], NULL);
+	vec_coalesce_stats(&p1, &q1);
+	cr_assert_eq(p1 - p0, 1);
+	cr_assert_eq(q1 - q0, NT);
+	for (i = 0; i < NT; i++) {
+		struct qthread solo = { .q = qs + i * D, .dim = D };
+
+		cr_assert_eq(t[i].rc, 0);
+		qthread_run(&solo);
+		cr_assert_eq(solo.rc, 0);
+		cr_assert_eq(solo.n, t[i].n);
+		for (j = 0; j < solo.n; j++) {
+			cr_assert_str_eq(solo.hits[j].node_id,
+					 t[i].hits[j].node_id);
+			cr_assert(solo.hits[j].score == t[i].hits[j].score);
+		}
+		store_hits_free(solo.hits, solo.n);
+		store_hits_free(t[i].hits, t[i].n);
+	}
 }
 
 Test(store, index_structs_roundtrip_and_bad_ones_are_refused)

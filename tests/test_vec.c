@@ -1,6 +1,7 @@
 /* test_vec.c - exact top-k, MMR, hashed embedding and metadata filters. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "core/engine.h"
 #include "core/vec.h"
+#include "core/vec_int.h"
 
 /* XXH3 of the 1024 floats of the pinned embedding text below. */
 #define VEC_TEST_EMBED_PIN 0xe4c7ea03534bf9b6ULL
@@ -483,6 +485,438 @@ Test(vec_topk, parity_py_persist_v0_10)
 {
 	run_parity("py_persist_v0_10", 0);
 	run_parity("py_persist_v0_10", 1);
+}
+
+Test(vec_topk, parity_holds_with_every_kernel)
+{
+	const char *names[8];
+	int n = vec_kernel_list(names, 8), i;
+
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(vec_kernel_select(names[i]), 0);
+		run_parity("py_persist", 1);
+		run_parity("py_persist_single", 0);
+		run_parity("py_persist_v0_10", 1);
+	}
+	vec_kernel_select(NULL);
+}
+
+/* --- float32 kernels, rescoring, batches, coalescing ------------------- */
+
+/*
+ * Same keys in the same order with bit-identical scores as the reference
+ * scan in double (vec_topk_double), which is what vec_topk was before the
+ * float32 kernels: the parity the kernels must keep.
+ */
+static void assert_same_as_reference(const struct engine_vecs *v,
+				     const float *q, uint32_t dim, size_t k,
+				     vec_filter_fn *filter, void *arg,
+				     const char *what)
+{
+	struct vec_hit *h, *r;
+	size_t n, rn, i;
+	double qq = 0;
+
+	cr_assert_eq(vec_check(v, q, dim, &r, &rn, &qq), 0);
+	cr_assert_eq(vec_topk_double(v, q, qq, dim, k, filter, arg, &r, &rn),
+		     0);
+	cr_assert_eq(vec_topk(v, q, dim, k, filter, arg, &h, &n), 0, "%s",
+		     what);
+	cr_assert_eq(n, rn, "%s (%s): %zu hits, reference %zu", what,
+		     vec_kernel_name(), n, rn);
+	for (i = 0; i < n; i++) {
+		cr_assert_str_eq(h[i].key, r[i].key, "%s (%s) rank %zu", what,
+				 vec_kernel_name(), i);
+		cr_assert(h[i].score == r[i].score,
+			  "%s (%s) rank %zu: %.17g vs %.17g", what,
+			  vec_kernel_name(), i, h[i].score, r[i].score);
+	}
+	vec_hits_free(h, n);
+	vec_hits_free(r, rn);
+}
+
+/* Every kernel this CPU runs, one after the other; returns how many. */
+static int each_kernel(const char **names)
+{
+	int n = vec_kernel_list(names, 8);
+
+	cr_assert_gt(n, 0);
+	cr_assert_str_eq(names[n - 1], "generic");
+	return n;
+}
+
+static int odd_rows_filter(void *arg, const char *key)
+{
+	(void)arg;
+	return (key[strlen(key) - 1] - '0') % 2 == 1;
+}
+
+Test(vec_kernel, every_kernel_ranks_like_the_double_reference)
+{
+	static const uint32_t dims[] = { 1, 3, 7, 8, 13, 16, 17, 33, 384 };
+	enum { ROWS = 700 };
+	const char *names[8];
+	int nk = each_kernel(names), ki;
+	size_t di, i;
+
+	for (ki = 0; ki < nk; ki++) {
+		cr_assert_eq(vec_kernel_select(names[ki]), 0);
+		cr_assert_str_eq(vec_kernel_name(), names[ki]);
+		for (di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+			uint32_t dim = dims[di];
+			float *data = malloc(ROWS * dim * sizeof(float));
+			float *q = malloc(dim * sizeof(float));
+			char(*names_)[8] = malloc(ROWS * 8);
+			const char **keys = malloc(ROWS * sizeof(*keys));
+			uint64_t seed = 7 + dim;
+			struct tview t;
+
+			cr_assert(data && q && names_ && keys);
+			for (i = 0; i < ROWS * dim; i++)
+				data[i] = lcg(&seed);
+			for (i = 0; i < dim; i++)
+				q[i] = lcg(&seed);
+			for (i = 0; i < ROWS; i++) {
+				snprintf(names_[i], 8, "r%04zu", i);
+				keys[i] = i % 11 == 5 ? NULL : names_[i];
+			}
+			/* duplicates: exact ties broken by key */
+			memcpy(data + 10 * dim, data + 20 * dim,
+			       dim * sizeof(float));
+			memcpy(data + 30 * dim, data + 20 * dim,
+			       dim * sizeof(float));
+			/* zero, tiny, huge and NaN rows */
+			memset(data + 40 * dim, 0, dim * sizeof(float));
+			for (i = 0; i < dim; i++) {
+				data[41 * dim + i] = 1e-30f * q[i];
+				data[42 * dim + i] = 1e30f * q[i];
+			}
+			data[43 * dim] = NAN;
+			data[44 * dim + dim - 1] = INFINITY;
+			tview_init(&t, dim);
+			tview_add(&t, data, 300, keys);
+			tview_add(&t, data + 300 * dim, 1, keys + 300);
+			tview_add(&t, data + 301 * dim, ROWS - 301, keys + 301);
+			assert_same_as_reference(&t.v, q, dim, 1, NULL, NULL,
+						 "k=1");
+			assert_same_as_reference(&t.v, q, dim, 10, NULL, NULL,
+						 "k=10");
+			assert_same_as_reference(&t.v, q, dim, 250, NULL, NULL,
+						 "k=250");
+			assert_same_as_reference(&t.v, q, dim, ROWS, NULL, NULL,
+						 "k=all");
+			assert_same_as_reference(&t.v, q, dim, 10,
+						 odd_rows_filter, NULL,
+						 "filtered");
+			free(data);
+			free(q);
+			free(names_);
+			free(keys);
+		}
+	}
+	cr_assert_eq(vec_kernel_select(NULL), 0);
+}
+
+/*
+ * Rows whose exact cosines differ by less than the float32 rounding noise:
+ * the float32 ranking orders them wrongly, only the rescoring in double
+ * with the full margin gets the reference's answer (this fails with the
+ * margin set to zero).
+ */
+Test(vec_kernel, near_ties_are_ordered_by_the_double_rescoring)
+{
+	enum { DIM = 384, ROWS = 400 };
+	static float data[ROWS * DIM], q[DIM], base[DIM];
+	static char names_[ROWS][8];
+	static const char *keys[ROWS];
+	const char *names[8];
+	int nk = each_kernel(names), ki;
+	uint64_t seed = 99;
+	struct tview t;
+	size_t i, j;
+
+	for (i = 0; i < DIM; i++) {
+		q[i] = lcg(&seed);
+		base[i] = lcg(&seed);
+	}
+	for (i = 0; i < ROWS; i++) {
+		snprintf(names_[i], 8, "n%03zu", (i * 37) % ROWS);
+		keys[i] = names_[i];
+		/* the same row, every coordinate nudged by -1, 0 or +1 ulp */
+		for (j = 0; j < DIM; j++) {
+			float x = base[j];
+			float u = lcg(&seed);
+
+			data[i * DIM + j] =
+				u < -0.33f  ? nextafterf(x, -INFINITY)
+				: u > 0.33f ? nextafterf(x, INFINITY)
+					    : x;
+		}
+	}
+	tview_init(&t, DIM);
+	tview_add(&t, data, ROWS, keys);
+	for (ki = 0; ki < nk; ki++) {
+		cr_assert_eq(vec_kernel_select(names[ki]), 0);
+		assert_same_as_reference(&t.v, q, DIM, 1, NULL, NULL, "near");
+		assert_same_as_reference(&t.v, q, DIM, 5, NULL, NULL, "near");
+		assert_same_as_reference(&t.v, q, DIM, 37, NULL, NULL, "near");
+	}
+	vec_kernel_select(NULL);
+}
+
+Test(vec_kernel, select_refuses_unknown_names)
+{
+	const char *before = vec_kernel_name();
+
+	cr_assert_eq(vec_kernel_select("sse9"), -EINVAL);
+	cr_assert_str_eq(vec_kernel_name(), before);
+	cr_assert_eq(vec_kernel_select("generic"), 0);
+	cr_assert_str_eq(vec_kernel_name(), "generic");
+	cr_assert_eq(vec_kernel_select(NULL), 0);
+	cr_assert_str_eq(vec_kernel_name(), before);
+}
+
+static void env_generic(void)
+{
+	setenv("LODEFS_VEC_KERNEL", "generic", 1);
+}
+
+/* Each test runs in a fresh process: the choice is made at first use. */
+Test(vec_kernel, environment_forces_a_kernel, .init = env_generic)
+{
+	cr_assert_str_eq(vec_kernel_name(), "generic");
+}
+
+/* A clustered data set for the batch and coalescing tests. */
+struct tdata {
+	uint32_t dim;
+	size_t rows;
+	float *data;
+	char (*names)[8];
+	const char **keys;
+	struct tview t;
+};
+
+static void tdata_make(struct tdata *d, uint32_t dim, size_t rows)
+{
+	uint64_t seed = 1234;
+	size_t i, j;
+
+	d->dim = dim;
+	d->rows = rows;
+	d->data = malloc(rows * dim * sizeof(float));
+	d->names = malloc(rows * sizeof(*d->names));
+	d->keys = malloc(rows * sizeof(*d->keys));
+	cr_assert(d->data && d->names && d->keys);
+	for (i = 0; i < rows; i++) {
+		/* 8 clusters: many rows close to each other */
+		for (j = 0; j < dim; j++)
+			d->data[i * dim + j] =
+				(float)((i % 8) == j % 8) + 0.05f * lcg(&seed);
+		snprintf(d->names[i], 8, "c%05zu", i);
+		d->keys[i] = i % 13 == 4 ? NULL : d->names[i];
+	}
+	tview_init(&d->t, dim);
+	tview_add(&d->t, d->data, rows / 2, d->keys);
+	tview_add(&d->t, d->data + rows / 2 * dim, rows - rows / 2,
+		  d->keys + rows / 2);
+}
+
+static void tdata_free(struct tdata *d)
+{
+	free(d->data);
+	free(d->names);
+	free(d->keys);
+}
+
+static void assert_hits_eq(const struct vec_hit *a, size_t na,
+			   const struct vec_hit *b, size_t nb, const char *what)
+{
+	size_t i;
+
+	cr_assert_eq(na, nb, "%s: %zu vs %zu hits", what, na, nb);
+	for (i = 0; i < na; i++) {
+		cr_assert_str_eq(a[i].key, b[i].key, "%s rank %zu", what, i);
+		cr_assert(a[i].score == b[i].score, "%s rank %zu", what, i);
+	}
+}
+
+Test(vec_topk, batch_answers_equal_solo_answers)
+{
+	enum { NQ = 9 };
+	struct vec_query qs[NQ];
+	float qv[NQ][48];
+	struct tdata d;
+	uint64_t seed = 5;
+	size_t i, j;
+
+	tdata_make(&d, 48, 3000);
+	memset(qs, 0, sizeof(qs));
+	for (i = 0; i < NQ; i++) {
+		for (j = 0; j < 48; j++)
+			qv[i][j] = (float)(j % 8 == i % 8) + 0.1f * lcg(&seed);
+		qs[i].query = qv[i];
+		qs[i].k = 1 + i * 3;
+		qs[i].filter = i % 2 ? odd_rows_filter : NULL;
+	}
+	memset(qv[7], 0, sizeof(qv[7])); /* a zero query among them */
+	qv[8][3] = NAN;			 /* and a refused one */
+	cr_assert_eq(vec_topk_batch(&d.t.v, 48, qs, NQ), -EINVAL);
+	for (i = 0; i < NQ; i++) {
+		struct vec_hit *h;
+		size_t n;
+		int rc = vec_topk(&d.t.v, qv[i], 48, qs[i].k, qs[i].filter,
+				  NULL, &h, &n);
+
+		cr_assert_eq(qs[i].rc, rc, "query %zu", i);
+		if (i == 8) {
+			cr_assert_eq(rc, -EINVAL);
+			cr_assert_null(qs[i].hits);
+			continue;
+		}
+		cr_assert_eq(rc, 0);
+		cr_assert_eq(n, qs[i].k);
+		assert_hits_eq(qs[i].hits, qs[i].n, h, n, "batch");
+		vec_hits_free(h, n);
+		vec_hits_free(qs[i].hits, qs[i].n);
+	}
+	tdata_free(&d);
+}
+
+struct coalesce_arg {
+	const struct engine_vecs *v;
+	const float *q;
+	size_t k;
+	vec_filter_fn *filter;
+	struct vec_hit *hits;
+	size_t n;
+	int rc;
+};
+
+static void *coalesce_thread(void *p)
+{
+	struct coalesce_arg *a = p;
+
+	a->rc = vec_topk_shared(a, "coll", a->v, a->q, 32, a->k, a->filter,
+				NULL, &a->hits, &a->n);
+	return NULL;
+}
+
+static int coalesce_owner; /* one store for all threads */
+
+static void *coalesce_thread_owner(void *p)
+{
+	struct coalesce_arg *a = p;
+
+	/* one owner for all: the same collection of the same store */
+	a->rc = vec_topk_shared(&coalesce_owner, "coll", a->v, a->q, 32, a->k,
+				a->filter, NULL, &a->hits, &a->n);
+	return NULL;
+}
+
+Test(vec_topk, coalesced_answers_equal_solo_answers)
+{
+	enum { NT = 8 };
+	struct coalesce_arg a[NT];
+	pthread_t th[NT];
+	float qv[NT][32];
+	uint64_t seed = 77, p0, q0, p1, q1;
+	struct tdata d;
+	size_t i, j;
+
+	tdata_make(&d, 32, 5000);
+	for (i = 0; i < NT; i++) {
+		for (j = 0; j < 32; j++)
+			qv[i][j] = (float)(j % 8 == i % 8) + 0.2f * lcg(&seed);
+		a[i] = (struct coalesce_arg){
+			.v = &d.t.v,
+			.q = qv[i],
+			.k = 3 + i,
+			.filter = i % 3 ? NULL : odd_rows_filter
+		};
+	}
+	/* the first leader waits until all eight are queued: one pass */
+	vec_coalesce_stats(&p0, &q0);
+	vec_coalesce_hold(NT);
+	for (i = 0; i < NT; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, coalesce_thread_owner,
+					    &a[i]),
+			     0);
+	for (i = 0; i < NT; i++)
+		pthread_join(th[i], NULL);
+	vec_coalesce_stats(&p1, &q1);
+	cr_assert_eq(p1 - p0, 1, "%llu passes", (unsigned long long)(p1 - p0));
+	cr_assert_eq(q1 - q0, NT);
+	for (i = 0; i < NT; i++) {
+		struct vec_hit *h;
+		size_t n;
+
+		cr_assert_eq(a[i].rc, 0);
+		cr_assert_eq(vec_topk(&d.t.v, qv[i], 32, a[i].k, a[i].filter,
+				      NULL, &h, &n),
+			     0);
+		assert_hits_eq(a[i].hits, a[i].n, h, n, "coalesced");
+		vec_hits_free(h, n);
+		vec_hits_free(a[i].hits, a[i].n);
+	}
+
+	/* different owners are different stores: never one pass */
+	vec_coalesce_stats(&p0, &q0);
+	for (i = 0; i < 4; i++)
+		cr_assert_eq(
+			pthread_create(&th[i], NULL, coalesce_thread, &a[i]),
+			0);
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	vec_coalesce_stats(&p1, &q1);
+	cr_assert_eq(p1 - p0, 4);
+	for (i = 0; i < 4; i++) {
+		cr_assert_eq(a[i].rc, 0);
+		vec_hits_free(a[i].hits, a[i].n);
+	}
+	tdata_free(&d);
+}
+
+/* Many threads, no hold: whatever gets coalesced, answers stay solo's. */
+Test(vec_topk, concurrent_shared_queries_under_load)
+{
+	enum { NT = 16 };
+	struct coalesce_arg a[NT];
+	pthread_t th[NT];
+	float qv[NT][32];
+	uint64_t seed = 3;
+	struct tdata d;
+	size_t i, j;
+	int round;
+
+	tdata_make(&d, 32, 4000);
+	for (round = 0; round < 5; round++) {
+		for (i = 0; i < NT; i++) {
+			for (j = 0; j < 32; j++)
+				qv[i][j] = lcg(&seed);
+			a[i] = (struct coalesce_arg){ .v = &d.t.v,
+						      .q = qv[i],
+						      .k = 1 + i % 7 };
+			cr_assert_eq(pthread_create(&th[i], NULL,
+						    coalesce_thread_owner,
+						    &a[i]),
+				     0);
+		}
+		for (i = 0; i < NT; i++) {
+			struct vec_hit *h;
+			size_t n;
+
+			pthread_join(th[i], NULL);
+			cr_assert_eq(a[i].rc, 0);
+			cr_assert_eq(vec_topk(&d.t.v, qv[i], 32, a[i].k, NULL,
+					      NULL, &h, &n),
+				     0);
+			assert_hits_eq(a[i].hits, a[i].n, h, n, "load");
+			vec_hits_free(h, n);
+			vec_hits_free(a[i].hits, a[i].n);
+		}
+	}
+	tdata_free(&d);
 }
 
 /* --- vec_mmr ------------------------------------------------------------- */

@@ -1041,6 +1041,8 @@ static const char lode_help[] =
 	"  fsck     verify checksums and cross-references\n"
 	"  import   read a LlamaIndex persist directory into the store\n"
 	"  export   write the store as a LlamaIndex persist directory\n"
+	"  import-vectors  set a namespace's vectors from an .fvecs file\n"
+	"  search   exact top-k ids for each query of an .fvecs file\n"
 	"\n"
 	"`lode COMMAND --help` tells more.\n";
 
@@ -1050,11 +1052,17 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int argc, char **argv);
 	} cmds[] = {
-		{ "add", lode_cmd_add },       { "query", lode_cmd_query },
-		{ "get", lode_cmd_get },       { "rm", lode_cmd_rm },
-		{ "stats", lode_cmd_stats },   { "compact", lode_cmd_compact },
-		{ "fsck", lode_cmd_fsck },     { "import", lode_cmd_import },
+		{ "add", lode_cmd_add },
+		{ "query", lode_cmd_query },
+		{ "get", lode_cmd_get },
+		{ "rm", lode_cmd_rm },
+		{ "stats", lode_cmd_stats },
+		{ "compact", lode_cmd_compact },
+		{ "fsck", lode_cmd_fsck },
+		{ "import", lode_cmd_import },
 		{ "export", lode_cmd_export },
+		{ "import-vectors", lode_cmd_import_vectors },
+		{ "search", lode_cmd_search },
 	};
 	size_t i;
 

@@ -53,8 +53,36 @@ int lode_parse_uint(const char *s, unsigned long max, unsigned long *out);
  */
 int lode_args_quiet(int argc, char **argv, const char *help, int *quiet);
 
+/*
+ * A progress line on stderr, drawn only when stderr is a terminal: file
+ * name, percent, MB and MB/s, redrawn in place at most ten times a second
+ * and ended with a newline when the file is done (tools/lode_persist.c).
+ */
+struct lode_bar {
+	int on;
+	const char *name;
+	uint64_t size;	/* import: the file's bytes (MB = frac * size) */
+	uint64_t bytes; /* export: bytes written so far */
+	double frac;	/* 0..1, from the core's progress calls */
+	double start, last;
+	int drawn;
+};
+
+/* Seconds on the monotonic clock. */
+double lode_now(void);
+void lode_bar_start(struct lode_bar *b, int on, const char *name,
+		    uint64_t size);
+/* Redraws (at most ten times a second unless final, which ends the line). */
+void lode_bar_draw(struct lode_bar *b, int final);
+/* A progress callback (persist_progress_fn, store_progress_fn): arg a bar. */
+void lode_bar_progress(void *arg, uint64_t done, uint64_t total);
+
 /* The subcommands in tools/lode_persist.c. */
 int lode_cmd_import(int argc, char **argv);
 int lode_cmd_export(int argc, char **argv);
+
+/* The subcommands in tools/lode_vectors.c. */
+int lode_cmd_import_vectors(int argc, char **argv);
+int lode_cmd_search(int argc, char **argv);
 
 #endif /* LODEFS_LODE_H */

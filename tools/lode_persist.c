@@ -21,22 +21,7 @@
 
 /* --- import, export: LlamaIndex persist directories --------------------- */
 
-/*
- * A progress line on stderr, drawn only when stderr is a terminal: file
- * name, percent, MB and MB/s, redrawn in place at most ten times a second
- * and ended with a newline when the file is done.
- */
-struct lode_bar {
-	int on;
-	const char *name;
-	uint64_t size;	/* import: the file's bytes (MB = frac * size) */
-	uint64_t bytes; /* export: bytes written so far */
-	double frac;	/* 0..1, from the core's progress calls */
-	double start, last;
-	int drawn;
-};
-
-static double lode_now(void)
+double lode_now(void)
 {
 	struct timespec ts;
 
@@ -44,8 +29,7 @@ static double lode_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void lode_bar_start(struct lode_bar *b, int on, const char *name,
-			   uint64_t size)
+void lode_bar_start(struct lode_bar *b, int on, const char *name, uint64_t size)
 {
 	memset(b, 0, sizeof(*b));
 	b->on = on;
@@ -54,7 +38,7 @@ static void lode_bar_start(struct lode_bar *b, int on, const char *name,
 	b->start = lode_now();
 }
 
-static void lode_bar_draw(struct lode_bar *b, int final)
+void lode_bar_draw(struct lode_bar *b, int final)
 {
 	double now, mb, el;
 
@@ -74,7 +58,7 @@ static void lode_bar_draw(struct lode_bar *b, int final)
 		final ? "\n" : "");
 }
 
-static void lode_bar_progress(void *arg, uint64_t done, uint64_t total)
+void lode_bar_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct lode_bar *b = arg;
 
