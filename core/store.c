@@ -312,24 +312,36 @@ int store_open(struct backend *be, const struct store_opts *opts,
 		store_fail(rc, "bm25_bigram_weight must be 0 or more");
 		goto out_free;
 	}
-	s->bm25_ext.name = "bm25";
-	s->bm25_ext.save = store_bm25_save;
-	s->bm25_ext.load = store_bm25_load;
-	s->bm25_ext.arg = s;
+	rc = store_ann_new(s->opts.ann_threshold, &s->ann);
+	if (rc)
+		goto out_index;
+	s->exts[0].name = "bm25";
+	s->exts[0].save = store_bm25_save;
+	s->exts[0].load = store_bm25_load;
+	s->exts[0].arg = s;
+	s->exts[1].name = "hnsw";
+	s->exts[1].save = store_ann_ext_save;
+	s->exts[1].load = store_ann_ext_load;
+	s->exts[1].arg = s->ann;
 	eopts = s->opts.engine;
-	eopts.exts = &s->bm25_ext;
-	eopts.n_exts = 1;
+	eopts.exts = s->exts;
+	eopts.n_exts = 2;
 	rc = engine_open_observed(be, &eopts, store_observe, s, &s->eng);
 	if (rc)
 		goto out_index;
-	rc = store_embed_open(s);
+	rc = store_ann_start(s->ann, s->eng);
+	if (!rc)
+		rc = store_embed_open(s);
 	if (rc) {
+		store_ann_free(s->ann);
 		engine_close(s->eng);
+		s->ann = NULL;
 		goto out_index;
 	}
 	*out = s;
 	return 0;
 out_index:
+	store_ann_free(s->ann);
 	text_index_free(s->bm25);
 	store_observe_free(s);
 out_free:
@@ -343,6 +355,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_ann_free(s->ann); /* its builder reads the engine */
 	engine_close(s->eng);
 	embed_remote_free(s->embed);
 	text_index_free(s->bm25);
@@ -728,6 +741,12 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->triples = t.n;
 	st->queries = atomic_load(&s->queries);
 	st->keyword_index_loaded = s->bm25_loaded;
+	store_ann_get_stats(s->ann, &st->ann);
+}
+
+void store_wait_index(struct store *s)
+{
+	store_ann_wait(s->ann);
 }
 
 uint64_t store_version(struct store *s)

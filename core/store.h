@@ -499,6 +499,19 @@ char *store_hits_json(const struct store_query *q, const struct store_hit *hits,
 
 /* --- maintenance -------------------------------------------------------- */
 
+/* The HNSW graphs of a store (core/store_ann.h). */
+struct store_ann_stats {
+	uint64_t graphs;    /* namespaces with a graph */
+	uint64_t nodes;	    /* graph nodes, deleted included */
+	uint64_t deleted;   /* deleted nodes still in graphs */
+	uint64_t pending;   /* rows queued, not yet in a graph */
+	uint64_t loaded;    /* graphs loaded from the checkpoint at open */
+	uint64_t built;	    /* graphs started from scratch since open */
+	uint64_t discarded; /* loaded graphs that did not match and were
+			       dropped */
+	uint64_t searches;  /* vector queries answered from a graph */
+};
+
 struct store_stats {
 	struct engine_stats engine;
 	uint64_t documents; /* ref docs */
@@ -508,9 +521,17 @@ struct store_stats {
 	uint64_t queries;
 	/* 1 if the keyword index was loaded from the checkpoint at open. */
 	int keyword_index_loaded;
+	/* HNSW graphs (core/store_ann.h): sizes, loaded / built at open. */
+	struct store_ann_stats ann;
 };
 
 void store_get_stats(struct store *s, struct store_stats *st);
+
+/*
+ * Waits until the background work on indexes (linking queued vectors into
+ * HNSW graphs) is done.  Queries never need it; tests and bulk tools do.
+ */
+void store_wait_index(struct store *s);
 
 /*
  * A number that changes whenever anything in the store changes (each

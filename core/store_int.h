@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "core/store.h"
+#include "core/store_ann.h"
 #include "core/text.h"
 
 #define STORE_C_DATA	"docstore/data"
@@ -55,7 +56,10 @@ struct store {
 	struct embed_remote *embed;
 	/* The keyword index came from the checkpoint (extension "bm25"). */
 	int bm25_loaded;
-	struct engine_ext bm25_ext;
+	/* HNSW graphs of large vector namespaces (core/store_ann.h). */
+	struct store_ann *ann;
+	/* Checkpoint extensions: [0] "bm25", [1] "hnsw". */
+	struct engine_ext exts[2];
 	/* Serialises read-modify-write sequences (ref_doc_info, triples). */
 	pthread_mutex_t wlock;
 	atomic_uint_fast64_t queries;

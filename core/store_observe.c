@@ -288,6 +288,7 @@ void store_observe(void *arg, const char *coll, const char *key,
 	atomic_fetch_add(&s->version, 1);
 	if (flags & ENGINE_OBS_REMOTE)
 		store_note_change(s, coll, key, flags);
+	store_ann_observe(s->ann, coll, key, type, data, len, flags);
 	if (strcmp(coll, STORE_C_DATA) != 0)
 		return;
 	/* A keyword index loaded from the checkpoint already has these. */

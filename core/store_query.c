@@ -1,6 +1,7 @@
 /* store_query.c - retrieval: BM25, exact cosine, hybrid fusion, MMR, results. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,7 +264,20 @@ static int store_vector(struct store *s, const struct store_query *q, size_t k,
 	vs.mmr = mmr;
 	vs.threshold = threshold;
 	vs.allow = allow;
-	rc = engine_with_vecs(s->eng, coll, store_vscan, &vs);
+	/*
+	 * The namespace's HNSW graph where it has one; MMR stays exact (it
+	 * compares every row with the last pick, as SimpleVectorStore does).
+	 * -ENOENT from the graph means: scan exactly.
+	 */
+	rc = -ENOENT;
+	if (!mmr && !q->exact)
+		rc = store_ann_search(s->ann, coll, vs.query, vs.dim, k, q->ef,
+				      allow->set ? store_allow_fn : NULL, allow,
+				      allow->set ? strset_count(allow->set)
+						 : SIZE_MAX,
+				      &vs.hits, &vs.n);
+	if (rc == -ENOENT)
+		rc = engine_with_vecs(s->eng, coll, store_vscan, &vs);
 	free(own);
 	if (rc == -ENOENT)
 		return 0;

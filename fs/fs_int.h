@@ -80,6 +80,8 @@ struct fs_opts {
 	int allow_other, default_permissions, read_only, foreground, debug;
 	unsigned max_threads;
 	unsigned checkpoint_segments;
+	/* Vector namespaces this large get an HNSW graph (0: never). */
+	size_t ann_threshold;
 	/* Seconds between catching up with other writers; 0: never. */
 	double refresh;
 	/*

@@ -194,6 +194,16 @@ static json_t *fs_meta_stats(struct fs *fs)
 		o, "cache",
 		json_pack("{s:I,s:b}", "inodes", (json_int_t)fs->itab_n,
 			  "keyword_index_loaded", st.keyword_index_loaded));
+	json_object_set_new(o, "ann",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+				      "graphs", (json_int_t)st.ann.graphs,
+				      "nodes", (json_int_t)st.ann.nodes,
+				      "deleted", (json_int_t)st.ann.deleted,
+				      "pending", (json_int_t)st.ann.pending,
+				      "loaded", (json_int_t)st.ann.loaded,
+				      "built", (json_int_t)st.ann.built,
+				      "discarded", (json_int_t)st.ann.discarded,
+				      "searches", (json_int_t)st.ann.searches));
 	json_object_set_new(o, "persist", fs_persist_stats(fs));
 	json_object_set_new(o, "requests", ops);
 	json_object_set_new(o, "errors",
@@ -218,6 +228,9 @@ static json_t *fs_meta_config(struct fs *fs)
 		"checkpoint_segments", (int)o->checkpoint_segments, "refresh",
 		o->refresh);
 
+	if (j)
+		json_object_set_new(j, "ann_threshold",
+				    json_integer((json_int_t)o->ann_threshold));
 	if (j && o->remote)
 		json_object_update(j, o->remote);
 	if (j)

@@ -39,10 +39,7 @@ struct fs_qreq {
 	size_t n_node_ids;
 	struct vec_filters *filters; /* NULL: none */
 	enum fs_query_format format;
-	/*
-	 * exact and ef are for an approximate index to come: the store
-	 * searches exactly today, so they are kept and change nothing.
-	 */
+	/* the vector side: force the exact scan; HNSW search breadth */
 	int exact;     /* -1: not set, else 0 or 1 */
 	int ef;	       /* 0: not set */
 	unsigned seen; /* path options given so far (1 << option index) */
@@ -916,6 +913,8 @@ int fs_qreq_run(struct store *s, const struct fs_qreq *r, char **out,
 	q.n_node_ids = r->n_node_ids;
 	q.filters = r->filters;
 	q.mmr_threshold = r->mmr_threshold;
+	q.exact = r->exact == 1;
+	q.ef = r->ef > 0 ? (unsigned)r->ef : 0;
 	rc = store_query(s, &q, &hits, &n);
 	if (rc)
 		return fs_query_fail(err, errlen, rc, "%s",

@@ -22,6 +22,7 @@ struct lodefs_cli {
 	int n_pos;
 	char *sync;
 	unsigned chunk_size, chunk_overlap, checkpoint_segments;
+	unsigned long ann_threshold; /* ULONG_MAX: not given */
 	double attr_timeout, entry_timeout, refresh;
 	int ro, allow_other, default_permissions, help, version;
 	/* remote stores */
@@ -53,6 +54,7 @@ static const struct fuse_opt lodefs_opts[] = {
 	LODEFS_OPT("chunk_size=%u", chunk_size),
 	LODEFS_OPT("chunk_overlap=%u", chunk_overlap),
 	LODEFS_OPT("checkpoint_segments=%u", checkpoint_segments),
+	LODEFS_OPT("ann_threshold=%lu", ann_threshold),
 	LODEFS_OPT("attr_timeout=%lf", attr_timeout),
 	LODEFS_OPT("entry_timeout=%lf", entry_timeout),
 	LODEFS_OPT("refresh=%lf", refresh),
@@ -147,6 +149,9 @@ static void lodefs_usage(void)
 	       "(default 1)\n"
 	       "  checkpoint_segments=N  checkpoint after N commits "
 	       "(default 1000)\n"
+	       "  ann_threshold=N        HNSW graph for vector namespaces "
+	       "of N vectors or more\n"
+	       "                         (default %d; 0 = always exact)\n"
 	       "  refresh=S              catch up with other mounts every S "
 	       "seconds\n"
 	       "                         (default 5 for s3:// and r2://, 0 "
@@ -179,7 +184,7 @@ static void lodefs_usage(void)
 	       "thread\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       STORE_CHUNK_SIZE_DEFAULT, STORE_CHUNK_OVERLAP_DEFAULT,
-	       VEC_EMBED_DIM_DEFAULT);
+	       STORE_ANN_THRESHOLD_DEFAULT, VEC_EMBED_DIM_DEFAULT);
 }
 
 /* SOURCE, or the default store's directory (malloc'd). */
@@ -301,6 +306,7 @@ static int lodefs_open_store(struct fs *fs, const struct lodefs_cli *c)
 	store_opts_init(&so);
 	so.chunk_size = fs->opts.chunk_size;
 	so.chunk_overlap = fs->opts.chunk_overlap;
+	so.ann_threshold = fs->opts.ann_threshold;
 	so.engine.checkpoint_segments = fs->opts.checkpoint_segments;
 	so.engine.read_only = fs->opts.read_only;
 	if (fs->opts.embed_dim)
@@ -392,6 +398,9 @@ static int lodefs_check_opts(struct fs *fs, struct lodefs_cli *c)
 	o->embed_dim = c->embed_dim;
 	o->embed_timeout_ms = c->embed_timeout * 1000u;
 	o->read_only = c->ro;
+	o->ann_threshold = c->ann_threshold == ULONG_MAX
+				   ? STORE_ANN_THRESHOLD_DEFAULT
+				   : (size_t)c->ann_threshold;
 	o->allow_other = c->allow_other;
 	o->default_permissions = c->default_permissions;
 	return 0;
@@ -415,6 +424,7 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct lodefs_cli cli = { .chunk_overlap = UINT_MAX,
+				  .ann_threshold = ULONG_MAX,
 				  .attr_timeout = -1,
 				  .entry_timeout = -1,
 				  .refresh = -1,

@@ -531,6 +531,39 @@ Test(fs_query, exact_and_ef_are_accepted_and_change_nothing)
 		     -EINVAL);
 }
 
+static uint64_t ann_searches(void)
+{
+	struct store_stats s;
+
+	store_get_stats(st, &s);
+	return s.ann.searches;
+}
+
+Test(fs_query, exact_reaches_the_store)
+{
+	struct store_opts o;
+	uint64_t n0;
+
+	/* a graph from 3 vectors on, so that the orchard gets one */
+	store_close(st);
+	store_opts_init(&o);
+	o.ann_threshold = 3;
+	cr_assert_eq(store_open(be, &o, &st), 0, "%s", store_last_error());
+	put_orchard();
+	store_wait_index(st);
+	n0 = ann_searches();
+	json_decref(run_path(SEGS("mode=vector", "k=2", "ef=8"), "apples"));
+	cr_assert_eq(ann_searches(), n0 + 1);
+	json_decref(run_path(SEGS("mode=vector", "exact=1"), "apples"));
+	cr_assert_eq(ann_searches(), n0 + 1);
+	json_decref(run_json("{\"query_str\": \"apples\", \"mode\": "
+			     "\"vector\", \"exact\": true}"));
+	cr_assert_eq(ann_searches(), n0 + 1);
+	json_decref(run_json("{\"query_str\": \"apples\", \"mode\": "
+			     "\"vector\", \"exact\": false, \"ef\": 4}"));
+	cr_assert_eq(ann_searches(), n0 + 2);
+}
+
 Test(fs_query, unknown_option_is_enoent_with_reason)
 {
 	cr_assert_eq(expect_path_error(SEGS("k=2", "kk=5"), "apples"), -ENOENT);

@@ -351,7 +351,8 @@ printf 'Pelicans scoop fish with their pouches.\n' >"$L/p.txt"
 is "$(op write_fsync "$mnt/docs/p.txt" <"$L/p.txt")" OK "sync=fsync: write, fsync() and close() succeed"
 lodefs_kill9 "$mnt"
 ok $? "kill -9 the daemon right after fsync() returned"
-lodefs_mount "$src" "$mnt" sync=fsync
+# ann_threshold=2: the default namespace gets an HNSW graph at 2 vectors
+lodefs_mount "$src" "$mnt" sync=fsync ann_threshold=2
 ok $? "the store mounts again after kill -9" || done_testing
 ok_cmd "a file fsync()ed before kill -9 is there byte for byte" cmp "$L/p.txt" "$mnt/docs/p.txt"
 is "$(q 'pelicans' '[.nodes[].ref_doc_id]')" '["p.txt"]' "and it is searchable"
@@ -363,6 +364,15 @@ found_f() { [ "$(q 'flamingos' '[.nodes[].ref_doc_id]')" = '["f.txt"]' ]; }
 wait_for 2 found_f
 ok $? "sync=fsync: the file is searchable within 2 s without fsync"
 is "$(jq -r '.writes.pending_documents' "$mnt/.lodefs/stats" 2>&1)" 0 "nothing is pending 2 s later"
+is "$(jq -r .ann_threshold "$mnt/.lodefs/config" 2>&1)" 2 "-o ann_threshold=2 is in .lodefs/config"
+ann_built() { [ "$(jq -r '.ann.graphs' "$mnt/.lodefs/stats" 2>&1)" = 1 ]; }
+wait_for 5 ann_built
+ok $? "ann_threshold=2: the default namespace gets an HNSW graph"
+s0=$(jq -r '.ann.searches' "$mnt/.lodefs/stats" 2>&1)
+is "$(q 'mode=vector/k=1/flamingos in lagoons' '[.nodes[].ref_doc_id]')" '["f.txt"]' "a vector query through the graph finds f.txt"
+is "$(jq -r '.ann.searches' "$mnt/.lodefs/stats" 2>&1)" "$((s0 + 1))" "and was answered from the graph"
+is "$(q 'mode=vector/k=1/exact=1/flamingos in lagoons' '[.nodes[].ref_doc_id]')" '["f.txt"]' "exact=1 gives the same"
+is "$(jq -r '.ann.searches' "$mnt/.lodefs/stats" 2>&1)" "$((s0 + 1))" "without the graph"
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	printf 'Bulk file %d about cormorants.\n' "$i" >"$mnt/docs/bulk$i.txt"
 done

@@ -551,6 +551,10 @@ jq -e . "$mnt/.lodefs/config" >/dev/null 2>&1
 ok $? ".lodefs/config is JSON"
 is "$(jq -c '[.sync, .chunk_size, .chunk_overlap]' "$mnt/.lodefs/config" 2>&1)" '["close",1024,200]' \
 	"config shows the effective defaults (sync close, chunk 1024/200)"
+is "$(jq -c '.ann_threshold' "$mnt/.lodefs/config" 2>&1)" 50000 \
+	"config shows the HNSW threshold (default 50000)"
+is "$(jq -c '.ann | [.graphs, .built, .loaded]' "$mnt/.lodefs/stats" 2>&1)" '[0,0,0]' \
+	"stats show the HNSW graphs (none below the threshold)"
 if [ "$(lodefs_backend)" = s3 ]; then
 	is "$(jq -r '.source' "$mnt/.lodefs/config" 2>&1)" "$(lodefs_source "$src")" "config names the store"
 else

@@ -1,0 +1,668 @@
+/* test_ann.c - HNSW graphs: recall, deletes, filters, persistence, threads. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "backends/backend.h"
+#include "core/store.h"
+#include "core/store_ann.h"
+#include "core/store_int.h"
+#include "core/vec.h"
+#include "core/vec_hnsw.h"
+
+#define DIM	 32
+#define NROWS	 3000
+#define NQ	 60
+#define K	 10
+#define THRESH	 1000
+#define CLUSTERS 40
+
+static struct backend *be;
+static struct store *st;
+static float *rows, *queries;
+
+/* xorshift64*: the same data on every run */
+static uint64_t rng_state;
+
+static double rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return ((rng_state * 0x2545F4914F6CDD1DULL) >> 11) *
+	       (1.0 / 9007199254740992.0);
+}
+
+static double gauss(void)
+{
+	double u = rnd() + 1e-12, v = rnd();
+
+	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+/* n rows around CLUSTERS random centres. */
+static float *clustered(size_t n, uint64_t seed)
+{
+	static float centres[CLUSTERS][DIM];
+	float *out = malloc(n * DIM * sizeof(float));
+	size_t i, j;
+
+	rng_state = 0x1234567;
+	for (i = 0; i < CLUSTERS; i++)
+		for (j = 0; j < DIM; j++)
+			centres[i][j] = (float)gauss();
+	rng_state = seed;
+	for (i = 0; i < n; i++) {
+		size_t c = (size_t)(rnd() * CLUSTERS) % CLUSTERS;
+
+		for (j = 0; j < DIM; j++)
+			out[i * DIM + j] =
+				centres[c][j] + (float)(0.6 * gauss());
+	}
+	return out;
+}
+
+static void open_store(size_t threshold)
+{
+	struct store_opts o;
+
+	store_opts_init(&o);
+	o.ann_threshold = threshold;
+	cr_assert_eq(store_open(be, &o, &st), 0, "%s", store_last_error());
+}
+
+static void setup(void)
+{
+	cr_assert_eq(backend_memory_open(&be), 0);
+	open_store(THRESH);
+	rows = clustered(NROWS, 99);
+	queries = clustered(NQ, 7);
+}
+
+static void teardown(void)
+{
+	store_close(st);
+	backend_close(be);
+	free(rows);
+	free(queries);
+}
+
+static void put_rows(size_t from, size_t to)
+{
+	char id[32];
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		snprintf(id, sizeof(id), "r%05zu", i);
+		cr_assert_eq(store_vec_put(st, "big", id, rows + i * DIM, DIM),
+			     0, "%s", store_last_error());
+	}
+}
+
+struct res {
+	size_t n;
+	char ids[K][16];
+	double scores[K];
+};
+
+static void run(const float *q, int exact, const char *const *node_ids,
+		size_t n_node_ids, struct res *r)
+{
+	struct store_query sq = { 0 };
+	struct store_hit *hits;
+	size_t i, n;
+
+	sq.embedding = q;
+	sq.dim = DIM;
+	sq.k = K;
+	sq.mode = STORE_MODE_VECTOR;
+	sq.ns = "big";
+	sq.exact = exact;
+	sq.node_ids = node_ids;
+	sq.n_node_ids = n_node_ids;
+	cr_assert_eq(store_query(st, &sq, &hits, &n), 0, "%s",
+		     store_last_error());
+	cr_assert_leq(n, K);
+	r->n = n;
+	for (i = 0; i < n; i++) {
+		snprintf(r->ids[i], sizeof(r->ids[i]), "%s", hits[i].node_id);
+		r->scores[i] = hits[i].score;
+	}
+	store_hits_free(hits, n);
+}
+
+static size_t overlap(const struct res *a, const struct res *b)
+{
+	size_t i, j, hit = 0;
+
+	for (i = 0; i < a->n; i++)
+		for (j = 0; j < b->n; j++)
+			hit += strcmp(a->ids[i], b->ids[j]) == 0;
+	return hit;
+}
+
+static uint64_t searches(void)
+{
+	struct store_stats s;
+
+	store_get_stats(st, &s);
+	return s.ann.searches;
+}
+
+/* recall@10 of the graph against exact=1 over all queries */
+static double recall(void)
+{
+	size_t i, hit = 0, tot = 0;
+	uint64_t before = searches();
+
+	for (i = 0; i < NQ; i++) {
+		struct res a, e;
+
+		run(queries + i * DIM, 0, NULL, 0, &a);
+		run(queries + i * DIM, 1, NULL, 0, &e);
+		hit += overlap(&a, &e);
+		tot += e.n;
+	}
+	/* the graph answered every non-exact query, exact=1 none */
+	cr_assert_eq(searches() - before, NQ);
+	return (double)hit / tot;
+}
+
+TestSuite(ann, .init = setup, .fini = teardown, .timeout = 300);
+
+/* --- the graph alone --------------------------------------------------- */
+
+Test(ann, graph_recall_at_default_ef)
+{
+	struct hnsw_params p = { .dim = DIM,
+				 .m = HNSW_M_DEFAULT,
+				 .ef_construction = HNSW_EFC_DEFAULT };
+	struct hnsw_hit hits[K];
+	struct hnsw *h;
+	size_t i, j, n, hit = 0;
+	char key[16];
+
+	cr_assert_eq(hnsw_new(&p, &h), 0);
+	for (i = 0; i < NROWS; i++) {
+		snprintf(key, sizeof(key), "%zu", i);
+		cr_assert_eq(hnsw_add(h, rows + i * DIM, key, HNSW_LIVE, NULL),
+			     0);
+	}
+	for (i = 0; i < NQ; i++) {
+		/* exact top-k by the same float cosine, by brute force */
+		struct hnsw_hit best[K];
+		size_t nb = 0, m;
+
+		for (j = 0; j < NROWS; j++) {
+			struct hnsw_hit x = { (float)vec_cosine(
+						      queries + i * DIM,
+						      rows + j * DIM, DIM),
+					      (uint32_t)j };
+
+			for (m = nb < K ? nb++ : K;
+			     m > 0 && best[m - 1].sim < x.sim; m--)
+				if (m < K)
+					best[m] = best[m - 1];
+			if (m < K)
+				best[m] = x;
+		}
+		cr_assert_eq(hnsw_search(h, queries + i * DIM, K,
+					 HNSW_EF_DEFAULT, NULL, NULL, hits, &n),
+			     0);
+		cr_assert_eq(n, K);
+		for (j = 0; j < n; j++) {
+			if (j)
+				cr_assert_geq(hits[j - 1].sim, hits[j].sim);
+			for (m = 0; m < K; m++)
+				hit += hits[j].id == best[m].id;
+		}
+	}
+	cr_assert_geq((double)hit / (NQ * K), 0.95, "recall %.3f",
+		      (double)hit / (NQ * K));
+	hnsw_free(h);
+}
+
+/* --- through the store ------------------------------------------------- */
+
+Test(ann, store_recall_against_exact)
+{
+	struct store_stats s;
+	double r;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.graphs, 1);
+	cr_assert_eq(s.ann.nodes, NROWS);
+	cr_assert_eq(s.ann.pending, 0);
+	r = recall();
+	cr_assert_geq(r, 0.95, "recall@10 %.3f", r);
+}
+
+Test(ann, below_threshold_is_exact)
+{
+	struct res a;
+
+	put_rows(0, THRESH - 1);
+	store_wait_index(st);
+	run(queries, 0, NULL, 0, &a);
+	cr_assert_eq(searches(), 0);
+	cr_assert_eq(a.n, K);
+}
+
+Test(ann, exact_flag_equals_the_exact_scan)
+{
+	struct res a[NQ], e;
+	size_t i, j;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	for (i = 0; i < NQ; i++)
+		run(queries + i * DIM, 1, NULL, 0, &a[i]);
+	/* the same rows in a store that never builds a graph */
+	store_close(st);
+	backend_close(be);
+	cr_assert_eq(backend_memory_open(&be), 0);
+	open_store(0);
+	put_rows(0, NROWS);
+	for (i = 0; i < NQ; i++) {
+		run(queries + i * DIM, 0, NULL, 0, &e);
+		cr_assert_eq(a[i].n, e.n);
+		for (j = 0; j < e.n; j++) {
+			cr_assert_str_eq(a[i].ids[j], e.ids[j]);
+			cr_assert_eq(a[i].scores[j], e.scores[j]);
+		}
+	}
+	cr_assert_eq(searches(), 0);
+}
+
+Test(ann, graph_scores_are_the_exact_scores)
+{
+	struct res a, e;
+	size_t i, j, k;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	for (i = 0; i < NQ; i++) {
+		run(queries + i * DIM, 0, NULL, 0, &a);
+		run(queries + i * DIM, 1, NULL, 0, &e);
+		for (j = 0; j < a.n; j++) {
+			if (j)
+				cr_assert_geq(a.scores[j - 1], a.scores[j]);
+			for (k = 0; k < e.n; k++)
+				if (strcmp(a.ids[j], e.ids[k]) == 0)
+					cr_assert_eq(a.scores[j], e.scores[k]);
+		}
+	}
+}
+
+Test(ann, deleted_and_overwritten_rows_are_never_returned)
+{
+	float far[DIM];
+	struct res a;
+	size_t i, j;
+	char id[32];
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	/* delete every row a query finds; none may come back */
+	for (i = 0; i < NQ; i++) {
+		run(queries + i * DIM, 0, NULL, 0, &a);
+		for (j = 0; j < a.n; j++) {
+			int rc = store_vec_del(st, "big", a.ids[j]);
+
+			cr_assert(rc == 0 || rc == -ENOENT);
+		}
+		run(queries + i * DIM, 0, NULL, 0, &a);
+		for (j = 0; j < a.n; j++) {
+			float *v;
+			uint32_t d;
+
+			cr_assert_eq(store_vec_get(st, "big", a.ids[j], &v, &d),
+				     0, "deleted row %s returned", a.ids[j]);
+			free(v);
+		}
+	}
+	/* a row moved far away no longer matches where it was */
+	for (i = 0; i < DIM; i++)
+		far[i] = i == 0 ? 1.0f : 0.0f;
+	run(queries, 1, NULL, 0, &a);
+	snprintf(id, sizeof(id), "%s", a.ids[0]);
+	cr_assert_eq(store_vec_put(st, "big", id, far, DIM), 0);
+	run(queries, 0, NULL, 0, &a);
+	for (j = 0; j < a.n; j++)
+		cr_assert_str_neq(a.ids[j], id);
+	store_wait_index(st);
+	run(queries, 0, NULL, 0, &a);
+	for (j = 0; j < a.n; j++)
+		cr_assert_str_neq(a.ids[j], id);
+}
+
+Test(ann, many_deletes_rebuild_the_graph)
+{
+	struct store_stats s;
+	char id[32];
+	size_t i;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	for (i = 0; i < NROWS / 2 + 100; i++) {
+		snprintf(id, sizeof(id), "r%05zu", i);
+		cr_assert_eq(store_vec_del(st, "big", id), 0);
+	}
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	/*
+	 * Rebuilt from the rows left (a second build) once more than half
+	 * were deleted; deletes that came after the rebuild started are
+	 * marked in the new graph.
+	 */
+	cr_assert_eq(s.ann.graphs, 1);
+	cr_assert_eq(s.ann.built, 2, "built %llu nodes %llu deleted %llu",
+		     (unsigned long long)s.ann.built,
+		     (unsigned long long)s.ann.nodes,
+		     (unsigned long long)s.ann.deleted);
+	cr_assert_eq(s.ann.nodes - s.ann.deleted, NROWS / 2 - 100);
+	cr_assert_lt(s.ann.deleted, 100);
+	cr_assert_eq(recall() >= 0.95, 1);
+}
+
+Test(ann, fresh_rows_are_found_before_they_are_linked)
+{
+	struct res a;
+	size_t i;
+	char id[32];
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	/* rows equal to the queries: each is its query's best match */
+	for (i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "q%03zu", i);
+		cr_assert_eq(
+			store_vec_put(st, "big", id, queries + i * DIM, DIM),
+			0);
+		run(queries + i * DIM, 0, NULL, 0, &a);
+		cr_assert_str_eq(a.ids[0], id);
+	}
+}
+
+static const char **pick_ids(size_t every, size_t *n)
+{
+	const char **ids = malloc(NROWS * sizeof(*ids));
+	static char buf[NROWS][16];
+	size_t i;
+
+	*n = 0;
+	for (i = 0; i < NROWS; i += every) {
+		snprintf(buf[i], sizeof(buf[i]), "r%05zu", i);
+		ids[(*n)++] = buf[i];
+	}
+	return ids;
+}
+
+Test(ann, filtered_queries_return_only_allowed_rows)
+{
+	const char **ids;
+	size_t n, i, j, hit = 0, tot = 0;
+	uint64_t before;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	/* every 3rd row: not selective, the graph searches with the filter */
+	ids = pick_ids(3, &n);
+	before = searches();
+	for (i = 0; i < NQ; i++) {
+		struct res a, e;
+
+		run(queries + i * DIM, 0, ids, n, &a);
+		run(queries + i * DIM, 1, ids, n, &e);
+		cr_assert_eq(a.n, K);
+		for (j = 0; j < a.n; j++)
+			cr_assert_eq(atoi(a.ids[j] + 1) % 3, 0, "%s", a.ids[j]);
+		hit += overlap(&a, &e);
+		tot += e.n;
+	}
+	cr_assert_eq(searches() - before, NQ);
+	cr_assert_geq((double)hit / tot, 0.95, "filtered recall %.3f",
+		      (double)hit / tot);
+	free(ids);
+
+	/* 1 row in 100: selective, answered exactly */
+	ids = pick_ids(100, &n);
+	before = searches();
+	for (i = 0; i < NQ; i++) {
+		struct res a, e;
+
+		run(queries + i * DIM, 0, ids, n, &a);
+		run(queries + i * DIM, 1, ids, n, &e);
+		cr_assert_eq(a.n, e.n);
+		for (j = 0; j < a.n; j++)
+			cr_assert_str_eq(a.ids[j], e.ids[j]);
+	}
+	cr_assert_eq(searches(), before);
+	free(ids);
+}
+
+/* --- persistence ---------------------------------------------------------- */
+
+static void reopen(void)
+{
+	store_close(st);
+	open_store(THRESH);
+}
+
+Test(ann, graph_is_loaded_from_the_checkpoint_not_rebuilt)
+{
+	struct store_stats s;
+	struct res a;
+	double r;
+
+	put_rows(0, NROWS - 100);
+	store_wait_index(st);
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	/* after the checkpoint: replayed at open, queued, then linked */
+	put_rows(NROWS - 100, NROWS);
+	cr_assert_eq(store_vec_del(st, "big", "r00000"), 0);
+	reopen();
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.loaded, 1);
+	cr_assert_eq(s.ann.built, 0);
+	cr_assert_eq(s.ann.discarded, 0);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.nodes, NROWS);
+	cr_assert_eq(s.ann.deleted, 1);
+	r = recall();
+	cr_assert_geq(r, 0.95, "recall@10 after reopen %.3f", r);
+	run(rows, 0, NULL, 0, &a);
+	cr_assert_str_neq(a.ids[0], "r00000");
+}
+
+static int find_ext(void *arg, const char *key, uint64_t size)
+{
+	size_t n = strlen(key);
+
+	(void)size;
+	if (n > 9 && strcmp(key + n - 9, "/ext-hnsw") == 0)
+		snprintf(arg, 512, "%s", key);
+	return 0;
+}
+
+Test(ann, damaged_graph_object_is_rebuilt)
+{
+	struct store_stats s;
+	char key[512] = "";
+	void *data;
+	size_t len;
+	double r;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	cr_assert_eq(backend_list(be, "ckpt/", find_ext, key), 0);
+	cr_assert_neq(key[0], '\0', "no ext-hnsw object in the checkpoint");
+	cr_assert_eq(backend_get(be, key, &data, &len), 0);
+	((unsigned char *)data)[len / 2] ^= 0x40;
+	cr_assert_eq(backend_put(be, key, data, len, NULL), 0);
+	free(data);
+	reopen();
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.loaded, 0);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.built, 1);
+	cr_assert_eq(s.ann.nodes, NROWS);
+	r = recall();
+	cr_assert_geq(r, 0.95, "recall@10 %.3f", r);
+}
+
+struct buf {
+	unsigned char *p;
+	size_t n, cap;
+};
+
+static int buf_emit(void *ctx, const void *data, size_t len)
+{
+	struct buf *b = ctx;
+
+	if (b->n + len > b->cap) {
+		b->cap = (b->n + len) * 2;
+		b->p = realloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, data, len);
+	b->n += len;
+	return 0;
+}
+
+/* Loads blob into a new manager and binds rows[] as a checkpoint would. */
+static void load_blob(const struct buf *b, size_t changed,
+		      struct store_ann_stats *s)
+{
+	struct store_ann *a;
+	float v[DIM];
+	char id[32];
+	size_t i;
+
+	cr_assert_eq(store_ann_new(THRESH, &a), 0);
+	cr_assert_eq(store_ann_ext_load(a, b->p, b->n), 0);
+	for (i = 0; i < NROWS; i++) {
+		snprintf(id, sizeof(id), "r%05zu", i);
+		memcpy(v, rows + i * DIM, sizeof(v));
+		if (i == changed)
+			v[3] += 0.5f;
+		store_ann_observe(a, "vector_store/big", id, ENGINE_VEC, v,
+				  sizeof(v), ENGINE_OBS_CHECKPOINT);
+	}
+	cr_assert_eq(store_ann_start(a, NULL), 0);
+	store_ann_get_stats(a, s);
+	store_ann_free(a);
+}
+
+Test(ann, graph_that_does_not_match_the_vectors_is_discarded)
+{
+	struct store_ann_stats s;
+	struct buf b = { 0 };
+	size_t cut;
+
+	put_rows(0, NROWS);
+	store_wait_index(st);
+	cr_assert_eq(store_ann_ext_save(st->ann, buf_emit, &b), 0);
+
+	load_blob(&b, SIZE_MAX, &s); /* the same rows: kept */
+	cr_assert_eq(s.loaded, 1);
+	cr_assert_eq(s.discarded, 0);
+	cr_assert_eq(s.graphs, 1);
+
+	load_blob(&b, 1234, &s); /* one row differs: dropped */
+	cr_assert_eq(s.loaded, 0);
+	cr_assert_eq(s.discarded, 1);
+	cr_assert_eq(s.graphs, 0);
+
+	/* cut anywhere: refused whole (the store then rebuilds) */
+	for (cut = 0; cut < b.n; cut += b.n / 97 + 1) {
+		struct store_ann *a;
+		struct buf t = b;
+
+		t.n = cut;
+		cr_assert_eq(store_ann_new(THRESH, &a), 0);
+		cr_assert_neq(store_ann_ext_load(a, t.p, t.n), 0, "cut %zu",
+			      cut);
+		store_ann_free(a);
+	}
+	free(b.p);
+}
+
+/* --- threads ---------------------------------------------------------------- */
+
+struct qthread {
+	atomic_int *stop;
+	int failures;
+	size_t queries;
+};
+
+static void *querier(void *arg)
+{
+	struct qthread *t = arg;
+	size_t i = 0;
+
+	while (!atomic_load(t->stop)) {
+		struct store_query sq = { 0 };
+		struct store_hit *hits;
+		size_t n, j;
+
+		sq.embedding = queries + (i++ % NQ) * DIM;
+		sq.dim = DIM;
+		sq.k = K;
+		sq.mode = STORE_MODE_VECTOR;
+		sq.ns = "big";
+		if (store_query(st, &sq, &hits, &n)) {
+			t->failures++;
+			continue;
+		}
+		for (j = 1; j < n; j++)
+			if (hits[j - 1].score < hits[j].score ||
+			    strcmp(hits[j - 1].node_id, hits[j].node_id) == 0)
+				t->failures++;
+		store_hits_free(hits, n);
+		t->queries++;
+	}
+	return NULL;
+}
+
+Test(ann, queries_while_rows_are_added_and_deleted)
+{
+	atomic_int stop = 0;
+	struct qthread t[2] = { { &stop, 0, 0 }, { &stop, 0, 0 } };
+	pthread_t th[2];
+	struct res a;
+	char id[32];
+	size_t i;
+
+	put_rows(0, THRESH + 200);
+	for (i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, querier, &t[i]);
+	put_rows(THRESH + 200, NROWS);
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "r%05zu", i * 7);
+		cr_assert_eq(store_vec_del(st, "big", id), 0);
+	}
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	store_wait_index(st);
+	atomic_store(&stop, 1);
+	for (i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(t[i].failures, 0);
+		cr_assert_gt(t[i].queries, 0);
+	}
+	run(rows + 7 * DIM, 0, NULL, 0, &a);
+	for (i = 0; i < a.n; i++)
+		cr_assert_str_neq(a.ids[i], "r00007");
+	run(rows + 8 * DIM, 0, NULL, 0, &a);
+	cr_assert_str_eq(a.ids[0], "r00008"); /* itself, not deleted */
+}
