@@ -1,10 +1,10 @@
 /* engine.c - durable collections: open, commit, reads (the public API). */
 
 /*
- * Storage format, version 3 (docs/FORMAT.md says the same at more length).
+ * Storage format, version 4 (docs/FORMAT.md says the same at more length).
  * All integers are little-endian; xxh3 means XXH3_64bits (seed 0).
  *
- *   lodefs.format                 {"lodefs":"store","format":3}\n, written
+ *   lodefs.format                 {"lodefs":"store","format":4}\n, written
  *                                 once with a conditional (absent) put;
  *                                 any other format is -EPROTO
  *   log/<writer>/<seq>.seg        one committed batch; <seq> is 16 lowercase
@@ -56,14 +56,17 @@
  * in creation order, u64 HLC, u32 writer, u8 type (0 = tombstone, 1 JSON,
  * 2 BLOB, 3 VEC), u8 0, u16 0, u32 key length, u32 value length, u64
  * value offset in the values object (VEC: row in the vec object), u64
- * xxh3 of the value, creation stamp (u64, u32, u32; 0 for a tombstone),
+ * xxh3 of the value (of its chunk sums, below, if it has them), creation
+ * stamp (u64, u32, u32; 0 for a tombstone),
  * key NUL padded to 8.  Keys are used in place from the mapped object.
  *
  * Checkpoint values object: magic "LODEFSVL", u32 version, u32 0, then
- * each JSON/BLOB value and a NUL, packed.  Open maps it (or, on a backend
- * that cannot map, reads it whole) but reads none of it: a value is
- * checked against its xxh3 when it is read (engine_get, engine_get_ref,
- * engine_foreach, a checkpoint copying it), and the object as a whole by
+ * each JSON/BLOB value and a NUL, and after a value of more than 1 MiB
+ * its chunk sums (u64 xxh3 of each MiB, the last one shorter), packed.
+ * Open maps it (or, on a backend that cannot map, reads it whole) but
+ * reads none of it: a value is checked when it is read (engine_get,
+ * engine_get_ref, engine_foreach, a checkpoint copying it; a lazy ref,
+ * chunk by chunk as the caller asks), and the object as a whole by
  * engine_fsck.
  *
  * Checkpoint vec object: magic "LODEFSVC", u32 version, u32 dim, u64 rows,
@@ -74,7 +77,7 @@
  * Checkpoint ext-<name> object: the bytes the extension saved.
  *
  * Writers in stamps index the manifest's writer list.  The manifest is
- * compact JSON {"lodefs_checkpoint":3,"id","hlc" (hex),"writers":[[id,
+ * compact JSON {"lodefs_checkpoint":4,"id","hlc" (hex),"writers":[[id,
  * highest seq covered],...],"objects":[{"name","size","xxh3" (hex) and
  * for vectors "coll","dim","rows"}]}, "\n", the xxh3 of the preceding
  * bytes as 16 hex digits, "\n".
@@ -104,7 +107,7 @@
 
 /* --- format file ---------------------------------------------------------- */
 
-static const char eng_format_text[] = "{\"lodefs\":\"store\",\"format\":3}\n";
+static const char eng_format_text[] = "{\"lodefs\":\"store\",\"format\":4}\n";
 
 static int eng_format_parse(const void *p, size_t n)
 {
@@ -275,6 +278,7 @@ int engine_open_observed(struct backend *be, const struct engine_opts *opts,
 	eng_lock_init(&e->lock);
 	pthread_mutex_init(&e->commit_lock, NULL);
 	pthread_mutex_init(&e->pin_mu, NULL);
+	pthread_mutex_init(&e->lazy_mu, NULL);
 	strcpy(e->self_id, writer);
 	e->self = eng_writer_get(e, writer);
 	if (e->self == ENG_NO_WRITER) {
@@ -313,6 +317,7 @@ void engine_close(struct engine *e)
 		return;
 	eng_colls_free(e);
 	eng_pins_free(e); /* after: freeing entries orphans pinned blocks */
+	eng_lazies_free(e);
 	for (i = 0; i < e->nmaps; i++)
 		eng_obj_release(e->be, e->maps[i].data, e->maps[i].cookie);
 	free(e->maps);
@@ -322,6 +327,7 @@ void engine_close(struct engine *e)
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->commit_lock);
 	pthread_mutex_destroy(&e->pin_mu);
+	pthread_mutex_destroy(&e->lazy_mu);
 	free(e);
 }
 
@@ -532,9 +538,8 @@ int engine_refresh(struct engine *e)
 
 /* --- reads ---------------------------------------------------------------- */
 
-static const struct eng_ent *eng_live(const struct engine *e, const char *coll,
-				      const char *key,
-				      const struct eng_coll **cp)
+const struct eng_ent *eng_live(const struct engine *e, const char *coll,
+			       const char *key, const struct eng_coll **cp)
 {
 	const struct eng_coll *c;
 	const struct eng_ent *s;

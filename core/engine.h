@@ -249,7 +249,8 @@ struct engine_ref {
 	const void *data; /* len bytes; JSON and BLOB: a NUL after them */
 	size_t len;	  /* ENGINE_VEC: 4 * dim */
 	enum engine_type type;
-	void *hold; /* the engine's: what keeps data alive, or NULL */
+	void *hold;  /* the engine's: what keeps data alive, or NULL */
+	void *parts; /* the engine's: chunks left to check, or NULL */
 };
 
 /*
@@ -264,6 +265,29 @@ struct engine_ref {
  */
 int engine_get_ref(struct engine *e, const char *coll, const char *key,
 		   struct engine_ref *ref);
+
+/*
+ * Like engine_get_ref, but a large value from a checkpoint (more than
+ * 1 MiB: one xxh3 per MiB, see docs/FORMAT.md) is not read now: only its
+ * table of chunk sums is checked, and the caller must pass every range
+ * it is about to use through engine_ref_check first.  A reader then
+ * starts serving after one chunk instead of the whole value.  Any other
+ * value is checked now, as engine_get_ref does, and engine_ref_check on
+ * its ref returns 0.  Same returns as engine_get_ref.
+ */
+int engine_get_ref_lazy(struct engine *e, const char *coll, const char *key,
+			struct engine_ref *ref);
+
+/*
+ * Checks bytes [off, off + len) of a ref's value (clamped to the value):
+ * each chunk they touch that no ref of this engine has checked yet is
+ * checked against its sum (and remembered as intact for the engine's
+ * life).  Returns 0, or -EIO with engine_last_error() naming the key, the
+ * object and the chunk if one fails.  Thread safe; a zeroed ref or one
+ * from engine_get_ref always passes.
+ */
+int engine_ref_check(struct engine *e, const struct engine_ref *ref, size_t off,
+		     size_t len);
 
 /* Releases a ref and zeroes it.  Accepts a zeroed ref (and NULL). */
 void engine_ref_release(struct engine *e, struct engine_ref *ref);

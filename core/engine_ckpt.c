@@ -38,7 +38,7 @@ static bool eng_keys_coll_wanted(const struct eng_coll *c, uint64_t cut,
 		n++;
 		sz += ENG_KEYS_ENT + ENG_PAD8(strlen(s->key) + 1);
 		if (s->type == ENGINE_JSON || s->type == ENGINE_BLOB)
-			vsz += (size_t)s->len + 1;
+			vsz += (size_t)s->len + 1 + 8 * eng_nchunks(s->len);
 	}
 	*nent = n;
 	*bytes = sz;
@@ -55,25 +55,46 @@ static void eng_buf_cstamp(struct eng_buf *b, const struct eng_cstamp *cs)
 }
 
 /*
- * The xxh3 of a live entry's value for the keys object.  A value that
- * came from a checkpoint must still match the checksum it had there:
- * copying a damaged value into a new checkpoint would make the damage
- * look valid.  Returns 0 or -EIO (the checkpoint fails).
+ * The sum of a live entry's value for the keys object; a JSON/BLOB value
+ * is appended to vb (with its NUL and chunk sums), *at set to where.  A
+ * value that came from a checkpoint must still match the checksum it had
+ * there: copying a damaged value into a new checkpoint would make the
+ * damage look valid.  Its chunk sums, checked with it, are copied (the
+ * chunk size is the format's).  Returns 0 or -EIO (the checkpoint fails).
  */
 static int eng_value_sum(const struct engine *e, const struct eng_coll *c,
-			 const struct eng_ent *s, uint64_t *sum)
+			 const struct eng_ent *s, struct eng_buf *vb,
+			 uint64_t *at, uint64_t *sum)
 {
 	const void *data;
-	size_t len;
+	size_t len, n, tab;
 	int rc = eng_value_read(e, c, s, &data, &len);
 
 	if (rc)
 		return rc;
+	n = s->type == ENGINE_VEC ? 0 : eng_nchunks(len);
 	if (s->own & ENG_CKV) /* just checked against it */
 		*sum = eng_le64((const uint8_t *)s->key - ENG_KEYS_ENT +
 				ENG_KEYS_SUM);
-	else
+	else if (!n)
 		*sum = eng_xxh3(data, len);
+	if (s->type == ENGINE_VEC)
+		return 0;
+	*at = vb->len;
+	eng_buf_put(vb, data, len);
+	eng_buf_u8(vb, 0);
+	if (!n || vb->err)
+		return 0;
+	tab = vb->len;
+	if (s->own & ENG_CKV) {
+		eng_buf_put(vb, (const uint8_t *)data + len + 1, 8 * n);
+		return 0;
+	}
+	eng_buf_zero(vb, 8 * n);
+	if (vb->err)
+		return 0;
+	eng_chunk_sums(data, len, vb->p + tab);
+	*sum = eng_xxh3(vb->p + tab, 8 * n);
 	return 0;
 }
 
@@ -134,7 +155,7 @@ static int eng_keys_build(struct engine *e, uint64_t cut, struct eng_buf *kb,
 			if (!eng_keys_wants(s, cut))
 				continue;
 			if (s->type != ENGINE_NONE) {
-				rc = eng_value_sum(e, c, s, &sum);
+				rc = eng_value_sum(e, c, s, vb, &at, &sum);
 				if (rc)
 					return rc;
 			}
@@ -142,10 +163,7 @@ static int eng_keys_build(struct engine *e, uint64_t cut, struct eng_buf *kb,
 				at = row++;
 				vl = c->dim * (uint32_t)sizeof(float);
 			} else if (s->type != ENGINE_NONE) {
-				at = vb->len;
 				vl = s->len;
-				eng_buf_put(vb, s->val, s->len);
-				eng_buf_u8(vb, 0);
 			}
 			kl = strlen(s->key);
 			eng_buf_u64(kb, s->hlc);

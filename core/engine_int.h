@@ -17,7 +17,7 @@
 #error "lodefs uses checkpoints in place and needs a little-endian host"
 #endif
 
-#define ENG_FORMAT_VERSION 3
+#define ENG_FORMAT_VERSION 4
 #define ENG_WRITER_MAX	   32
 #define ENG_FORMAT_KEY	   "lodefs.format"
 #define ENG_SEG_MAGIC	   "LODEFSSG"
@@ -43,7 +43,18 @@
 #define ENG_KEYS_AT    24 /* in an entry: u64 value offset (VEC: row) */
 #define ENG_KEYS_SUM   32 /* in an entry: u64 xxh3 of the value */
 #define ENG_VALS_HDR   16
-#define ENG_VEC_HDR    40
+/*
+ * A JSON or BLOB value of more than ENG_CHUNK bytes in a values object is
+ * followed (after its NUL) by one u64 xxh3 per ENG_CHUNK bytes of it (the
+ * last chunk shorter), and its keys entry's sum is the xxh3 of that table
+ * instead of the value's: a reader checks the chunks it uses, as it uses
+ * them, instead of the whole value before its first byte.  1 MiB: the
+ * first READ of a 512 MiB value waits for 1 MiB instead of 512 (see
+ * tools/bench/README.md for the sizes measured); the table is 8 bytes per
+ * MiB.
+ */
+#define ENG_CHUNK   (1u << 20)
+#define ENG_VEC_HDR 40
 /* creation reference after a put record's value: u64, u32, u32, writer */
 #define ENG_REC_CREF 16
 #define ENG_PAD8(x)  (((x) + 7) & ~(size_t)7)
@@ -104,6 +115,21 @@ void eng_clear_error(void);
  * byte is handed out.
  */
 uint64_t eng_xxh3(const void *p, size_t n);
+
+/* Chunks of a value of len bytes in a checkpoint: 0 if it has no table. */
+static inline size_t eng_nchunks(size_t len)
+{
+	return len > ENG_CHUNK ? (len - 1) / ENG_CHUNK + 1 : 0;
+}
+
+/* Writes the chunk sums of data[0, len) (eng_nchunks(len) > 0) to out. */
+void eng_chunk_sums(const void *data, size_t len, uint8_t *out);
+
+/*
+ * True if a JSON/BLOB value of a values object (v, len bytes, then its
+ * NUL and, when chunked, its table) matches `sum`, its keys entry's.
+ */
+bool eng_val_intact(const uint8_t *v, size_t len, uint64_t sum);
 
 /* --- growable byte buffer ------------------------------------------------- */
 
@@ -414,6 +440,14 @@ struct engine {
 	struct eng_pin *pins;
 	_Atomic size_t npins;
 
+	/*
+	 * Large checkpoint values that lazy refs read (engine_ref.c): which
+	 * of their chunks have been checked, kept for the engine's life as
+	 * the mappings are.  lazy_mu guards the list, not the bits.
+	 */
+	pthread_mutex_t lazy_mu;
+	struct eng_lazy *lazies;
+
 	struct eng_coll **colls;  /* sorted by name */
 	struct eng_coll **corder; /* the same, in iteration order */
 	size_t ncolls;
@@ -477,6 +511,12 @@ struct eng_pin {
 bool eng_pin_orphan(struct engine *e, const void *block);
 /* Frees every pin and orphaned block (engine_close). */
 void eng_pins_free(struct engine *e);
+/* Frees the chunk state of lazy refs (engine_close). */
+void eng_lazies_free(struct engine *e);
+
+/* The live entry of coll/key (and its collection in *cp), or NULL. */
+const struct eng_ent *eng_live(const struct engine *e, const char *coll,
+			       const char *key, const struct eng_coll **cp);
 
 /*
  * The live entry of coll/key in *sp and its value, checked (see
@@ -578,14 +618,20 @@ int eng_value_read(const struct engine *e, const struct eng_coll *c,
 /* Key of the kept object that contains p, or "a checkpoint object". */
 const char *eng_map_name(const struct engine *e, const void *p);
 /*
- * The xxh3 of a value's bytes in a kept object.  Values objects are
- * mapped MADV_RANDOM, so that a 2 KB value costs a page read and not
- * megabytes; a large value would then be read a page per fault (35 MiB/s
- * here for 512 MiB).  One of at least ENG_READ_AHEAD_MIN bytes in a
- * mapped values object is read with MADV_SEQUENTIAL advice instead.
+ * Checks a value in a kept object against its keys entry's `sum`: a VEC
+ * row's xxh3, or eng_val_intact for JSON/BLOB.  Values objects are mapped
+ * MADV_RANDOM, so that a 2 KB value costs a page read and not megabytes;
+ * a large value would then be read a page per fault (35 MiB/s here for
+ * 512 MiB).  One of at least ENG_READ_AHEAD_MIN bytes in a mapped values
+ * object is read with MADV_SEQUENTIAL advice instead.
  */
 #define ENG_READ_AHEAD_MIN (256u << 10)
-uint64_t eng_value_xxh3(const struct engine *e, const void *data, size_t len);
+bool eng_value_ok(const struct engine *e, const void *data, size_t len,
+		  bool vec, uint64_t sum);
+/* True if [p, p + len) lies in a kept mapped values object. */
+bool eng_map_lazy(const struct engine *e, const uint8_t *p, size_t len);
+/* Advice for the pages of [p, p + len); errors ignored (it is advice). */
+void eng_advise_range(const void *p, size_t len, int advice);
 
 /*
  * Calls the observer with every live key (after loading checkpoints), in

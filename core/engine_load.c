@@ -76,8 +76,7 @@ const char *eng_map_name(const struct engine *e, const void *p)
 	return "a checkpoint object";
 }
 
-/* True if [p, p + len) lies in a kept mapped values object (lazy). */
-static bool eng_map_lazy(const struct engine *e, const uint8_t *p, size_t len)
+bool eng_map_lazy(const struct engine *e, const uint8_t *p, size_t len)
 {
 	size_t i;
 
@@ -90,15 +89,61 @@ static bool eng_map_lazy(const struct engine *e, const uint8_t *p, size_t len)
 	return false;
 }
 
-uint64_t eng_value_xxh3(const struct engine *e, const void *data, size_t len)
+void eng_advise_range(const void *p, size_t len, int advice)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	const uint8_t *p = data;
 	uintptr_t a;
-	uint64_t sum;
 
-	if (len < ENG_READ_AHEAD_MIN || page <= 0 || !eng_map_lazy(e, p, len))
-		return eng_xxh3(data, len);
+	if (page <= 0 || !len)
+		return;
+	a = (uintptr_t)p & ~((uintptr_t)page - 1);
+	madvise((void *)a, (uintptr_t)p + len - a, advice);
+}
+
+void eng_chunk_sums(const void *data, size_t len, uint8_t *out)
+{
+	const uint8_t *p = data;
+	size_t i, n = eng_nchunks(len);
+
+	for (i = 0; i < n; i++) {
+		size_t at = i * (size_t)ENG_CHUNK;
+		size_t cl = len - at < ENG_CHUNK ? len - at : ENG_CHUNK;
+		uint64_t h = eng_xxh3(p + at, cl);
+
+		memcpy(out + 8 * i, &h, 8); /* little-endian host */
+	}
+}
+
+bool eng_val_intact(const uint8_t *v, size_t len, uint64_t sum)
+{
+	size_t i, n = eng_nchunks(len);
+	const uint8_t *tab = v + len + 1;
+
+	if (!n)
+		return eng_xxh3(v, len) == sum && !v[len];
+	/*
+	 * In the order of the bytes (the reader reads ahead sequentially):
+	 * the chunks against the table, then the NUL and the table itself.
+	 */
+	for (i = 0; i < n; i++) {
+		size_t at = i * (size_t)ENG_CHUNK;
+		size_t cl = len - at < ENG_CHUNK ? len - at : ENG_CHUNK;
+
+		if (eng_xxh3(v + at, cl) != eng_le64(tab + 8 * i))
+			return false;
+	}
+	return !v[len] && eng_xxh3(tab, 8 * n) == sum;
+}
+
+bool eng_value_ok(const struct engine *e, const void *data, size_t len,
+		  bool vec, uint64_t sum)
+{
+	const uint8_t *p = data;
+	bool ok;
+
+	if (len < ENG_READ_AHEAD_MIN || !eng_map_lazy(e, p, len))
+		return vec ? eng_xxh3(p, len) == sum
+			   : eng_val_intact(p, len, sum);
 	/*
 	 * Read as the kernel reads a file sequentially (readahead windows
 	 * that grow, large folios), then back to no readahead: the advice
@@ -113,11 +158,10 @@ uint64_t eng_value_xxh3(const struct engine *e, const void *data, size_t len)
 	 * private buffer (399 ms: fresh anonymous pages), and either advice
 	 * or POPULATE_READ under MADV_RANDOM (a page per read, 35 MiB/s).
 	 */
-	a = (uintptr_t)p & ~((uintptr_t)page - 1);
-	madvise((void *)a, (uintptr_t)p + len - a, MADV_SEQUENTIAL);
-	sum = eng_xxh3(data, len);
-	madvise((void *)a, (uintptr_t)p + len - a, MADV_RANDOM);
-	return sum;
+	eng_advise_range(p, len, MADV_SEQUENTIAL);
+	ok = vec ? eng_xxh3(p, len) == sum : eng_val_intact(p, len, sum);
+	eng_advise_range(p, len, MADV_RANDOM);
+	return ok;
 }
 
 void eng_map_drop(struct engine *e, const void *p)
@@ -175,14 +219,16 @@ int eng_ckpt_remember(struct engine *e, const char *id)
  * NUL, pad to 8; per entry: u64 HLC, u32 writer, u8 type (0 tombstone,
  * 1 JSON, 2 BLOB, 3 VEC), u8 0, u16 0, u32 key length, u32 value length,
  * u64 value offset in the values object (VEC: row in the collection's vec
- * object), u64 xxh3 of the value, creation stamp (all 0 for a
- * tombstone), key, NUL, pad to 8.  Writers index the manifest's writer
+ * object), u64 xxh3 of the value (of its chunk sums if it has them),
+ * creation stamp (all 0 for a tombstone), key, NUL, pad to 8.  Writers index the manifest's writer
  * list.  Live entries come in creation order, a collection's vector rows
  * in row order.
  *
  * values object: magic "LODEFSVL", u32 version, u32 0, then every JSON
- * and BLOB value followed by a NUL, packed.  Open never reads it: a
- * value is read (and checked against its xxh3) when it is used.
+ * and BLOB value followed by a NUL and, if it has more than ENG_CHUNK
+ * bytes, its chunk sums (one u64 xxh3 per ENG_CHUNK bytes; the keys
+ * entry's sum is then the xxh3 of this table), packed.  Open never reads
+ * it: a value is read (and checked) when it is used.
  */
 
 /*
@@ -242,7 +288,8 @@ static void eng_walk_verify(struct eng_kwalk *w, const char *coll,
 		v = (const uint8_t *)(eng_vec_data(l) + at * (vl / 4));
 	else
 		v = l->data + at;
-	if (eng_xxh3(v, vl) == sum && (type == ENGINE_VEC || !v[vl]))
+	if (type == ENGINE_VEC ? eng_xxh3(v, vl) == sum
+			       : eng_val_intact(v, vl, sum))
 		return;
 	w->nbad++;
 	if (w->bad)
@@ -362,6 +409,12 @@ static int eng_walk_coll(struct eng_kwalk *w, const uint8_t *p, size_t n,
 			    vl >= w->vals_size - at ||
 			    (type == ENGINE_JSON && !vl))
 				return *why = "value outside the values object",
+				       -EUCLEAN;
+			/* and a large one's chunk sums after its NUL */
+			if (8 * (uint64_t)eng_nchunks(vl) >
+			    w->vals_size - at - vl - 1)
+				return *why = "chunk sums outside the values "
+					      "object",
 				       -EUCLEAN;
 			break;
 		case ENGINE_VEC:

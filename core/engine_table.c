@@ -498,8 +498,8 @@ int eng_value_read(const struct engine *e, const struct eng_coll *c,
 		return 0;
 	/* the keys entry of the checkpoint the value comes from */
 	hdr = (const uint8_t *)s->key - ENG_KEYS_ENT;
-	if (eng_value_xxh3(e, *data, *len) == eng_le64(hdr + ENG_KEYS_SUM) &&
-	    (s->type == ENGINE_VEC || !((const char *)*data)[*len]))
+	if (eng_value_ok(e, *data, *len, s->type == ENGINE_VEC,
+			 eng_le64(hdr + ENG_KEYS_SUM)))
 		return 0;
 	return eng_fail(-EIO,
 			"%s/%s: the value in %s fails its checksum (damaged "

@@ -315,6 +315,8 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	rc = store_ann_new(s->opts.ann_threshold, &s->ann);
 	if (rc)
 		goto out_index;
+	if (s->opts.ann_no_build)
+		store_ann_no_build(s->ann);
 	s->exts[0].name = "bm25";
 	s->exts[0].save = store_bm25_save;
 	s->exts[0].load = store_bm25_load;

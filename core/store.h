@@ -61,6 +61,13 @@ struct store_opts {
 	 */
 	size_t ann_threshold;
 	/*
+	 * Graphs from the checkpoint are searched and saved again, but no
+	 * vector is linked and no graph is built: for short-lived processes
+	 * (lode), which would spend their time on a build they then drop.
+	 * Vectors not in a graph are scanned exactly.
+	 */
+	int ann_no_build;
+	/*
 	 * An OpenAI-compatible /v1/embeddings server (-o embed=URL,
 	 * embed_model=NAME, embed_dim=N): nodes and queries without an
 	 * embedding are embedded there instead of by the built-in hashing.
@@ -245,14 +252,23 @@ int store_docs_put(struct store *s, const struct store_doc *docs, size_t n,
 int store_doc_get(struct store *s, const char *id, void **data, size_t *len);
 
 /*
- * The document's bytes used in place, without a copy (engine_get_ref):
+ * The document's bytes used in place, without a copy (engine_get_ref_lazy):
  * ref->data and ref->len (a NUL after them) stay valid and unchanged until
- * store_ref_release, whatever happens to the document meanwhile; checked
- * against their checksum once, here.  Returns 0, -ENOENT, -EIO (damaged,
+ * store_ref_release, whatever happens to the document meanwhile.  Pass
+ * every range through store_ref_check before using it: a large document
+ * from a checkpoint is checked a chunk at a time, as it is used (others
+ * are checked whole, here).  Returns 0, -ENOENT, -EIO (damaged,
  * store_last_error() says which) or -ENOMEM; *ref is zeroed on error.
  * Release every ref before store_close.
  */
 int store_doc_get_ref(struct store *s, const char *id, struct engine_ref *ref);
+/*
+ * Checks bytes [off, off + len) of a ref's document before they are used
+ * (engine_ref_check): 0, or -EIO with store_last_error() naming the
+ * document and the damaged bytes.
+ */
+int store_ref_check(struct store *s, const struct engine_ref *ref, size_t off,
+		    size_t len);
 /* Releases a ref (a zeroed one too) and zeroes it. */
 void store_ref_release(struct store *s, struct engine_ref *ref);
 

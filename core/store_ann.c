@@ -152,6 +152,7 @@ struct store_ann {
 	pthread_cond_t idle_cv;
 	uint64_t gen; /* bumped for new work */
 	int idle, stop, thread_on, started;
+	int no_build; /* store_ann_no_build: no builder thread */
 	pthread_t thread;
 	struct engine *eng;
 	size_t threshold;
@@ -662,7 +663,7 @@ int store_ann_start(struct store_ann *a, struct engine *eng)
 	a->eng = eng;
 	a->started = 1;
 	pthread_rwlock_unlock(&a->lock);
-	if (eng && a->threshold) {
+	if (eng && a->threshold && !a->no_build) {
 		pthread_mutex_lock(&a->mu);
 		ann_kick(a);
 		pthread_mutex_unlock(&a->mu);
@@ -672,6 +673,11 @@ int store_ann_start(struct store_ann *a, struct engine *eng)
 	if (!a->thread_on)
 		a->idle = 1;
 	return rc;
+}
+
+void store_ann_no_build(struct store_ann *a)
+{
+	a->no_build = 1;
 }
 
 void store_ann_free(struct store_ann *a)

@@ -45,6 +45,11 @@ struct store_ann;
 
 /* threshold 0: never a graph.  0 or -ENOMEM. */
 int store_ann_new(size_t threshold, struct store_ann **out);
+/*
+ * Before store_ann_start: graphs loaded are searched and saved, but no
+ * builder runs (store_opts.ann_no_build).
+ */
+void store_ann_no_build(struct store_ann *a);
 
 /*
  * Called once the engine is open: drops loaded graphs that did not match

@@ -756,7 +756,14 @@ int store_doc_get(struct store *s, const char *id, void **data, size_t *len)
 int store_doc_get_ref(struct store *s, const char *id, struct engine_ref *ref)
 {
 	store_clear_error();
-	return engine_get_ref(s->eng, STORE_C_CONTENT, id, ref);
+	return engine_get_ref_lazy(s->eng, STORE_C_CONTENT, id, ref);
+}
+
+int store_ref_check(struct store *s, const struct engine_ref *ref, size_t off,
+		    size_t len)
+{
+	store_clear_error();
+	return engine_ref_check(s ? s->eng : NULL, ref, off, len);
 }
 
 void store_ref_release(struct store *s, struct engine_ref *ref)

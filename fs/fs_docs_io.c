@@ -81,12 +81,33 @@ void fs_file_free(struct fs *fs, struct fs_file *f)
 }
 
 /*
+ * Checks bytes [off, off + n) of f's stored content before they are used
+ * (a large document from a checkpoint is checked a chunk at a time, the
+ * first time one is read); a private copy needs nothing.  -EIO says why in
+ * .lodefs/errors.  Caller holds f->mu.
+ */
+static int fs_file_check(struct fs *fs, const struct fs_ino *ip,
+			 struct fs_file *f, size_t off, size_t n)
+{
+	int rc;
+
+	if (!f->ref.data || !n)
+		return 0;
+	rc = store_ref_check(fs->st, &f->ref, off, n);
+	if (rc)
+		fs_error(fs, ip->keys[0], "cannot read the content: %s",
+			 store_last_error());
+	return rc;
+}
+
+/*
  * Makes f's buffer a private copy with room for n bytes (copy-on-write:
  * the stored bytes are read-only and stay what open readers see until
  * the file is freed; here the copy replaces them for every handle, as
  * the old private buffer did).  Caller holds f->mu.
  */
-static int fs_file_reserve(struct fs *fs, struct fs_file *f, size_t n)
+static int fs_file_reserve(struct fs *fs, const struct fs_ino *ip,
+			   struct fs_file *f, size_t n)
 {
 	char *b;
 	size_t cap;
@@ -99,6 +120,11 @@ static int fs_file_reserve(struct fs *fs, struct fs_file *f, size_t n)
 	while (cap < n)
 		cap = cap < (64u << 20) ? cap * 2 : cap + (64u << 20);
 	if (f->ref.data) {
+		/* the copy is committed later: the stored bytes must be sound */
+		int rc = fs_file_check(fs, ip, f, 0, f->len);
+
+		if (rc)
+			return rc;
 		b = malloc(cap);
 		if (b && f->len)
 			memcpy(b, f->buf, f->len);
@@ -251,6 +277,7 @@ void fs_docs_read(struct fs *fs, fuse_req_t req, struct fs_handle *h,
 {
 	struct fs_ino *ip = h->ip;
 	struct fs_file *f;
+	size_t n = 0;
 	int rc;
 
 	/*
@@ -266,15 +293,14 @@ void fs_docs_read(struct fs *fs, fuse_req_t req, struct fs_handle *h,
 	pthread_mutex_unlock(&fs->mu);
 	pthread_mutex_lock(&f->mu);
 	rc = fs_file_load(fs, ip, f);
+	if (!rc && (size_t)off < f->len) {
+		n = size < f->len - (size_t)off ? size : f->len - (size_t)off;
+		rc = fs_file_check(fs, ip, f, (size_t)off, n);
+	}
 	if (rc)
 		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
-	else if ((size_t)off >= f->len)
-		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, f->buf + off,
-			       size < f->len - (size_t)off
-				       ? size
-				       : f->len - (size_t)off);
+		fuse_reply_buf(req, n ? f->buf + off : NULL, n);
 	pthread_mutex_unlock(&f->mu);
 	pthread_mutex_lock(&fs->mu);
 	f->opens--;
@@ -313,7 +339,7 @@ ssize_t fs_docs_write(struct fs *fs, struct fs_handle *h, const char *buf,
 	int rc;
 
 	pthread_mutex_lock(&f->mu);
-	rc = fs_file_reserve(fs, f, end);
+	rc = fs_file_reserve(fs, h->ip, f, end);
 	if (!rc) {
 		if ((size_t)off > f->len)
 			memset(f->buf + f->len, 0, (size_t)off - f->len);
@@ -360,6 +386,12 @@ static int fs_docs_txn_put(struct fs *fs, struct store_txn *t,
 	if (f->xattrs && json_object_size(f->xattrs))
 		meta = json_dumps(f->xattrs,
 				  JSON_COMPACT | JSON_PRESERVE_ORDER);
+	/* stored bytes still in use are committed again: sound ones only */
+	rc = fs_file_check(fs, ip, f, 0, f->len);
+	if (rc) {
+		free(meta);
+		return rc;
+	}
 	doc.id = ip->keys[0];
 	doc.data = f->buf ? f->buf : "";
 	doc.len = f->len;
@@ -838,7 +870,7 @@ int fs_docs_setattr(struct fs *fs, struct fs_ino *ip, const struct stat *a,
 		pthread_mutex_lock(&f->mu);
 		rc = fs_file_load(fs, ip, f);
 		if (!rc)
-			rc = fs_file_reserve(fs, f, (size_t)a->st_size);
+			rc = fs_file_reserve(fs, ip, f, (size_t)a->st_size);
 		if (!rc) {
 			if ((size_t)a->st_size > f->len)
 				memset(f->buf + f->len, 0,

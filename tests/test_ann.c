@@ -68,13 +68,19 @@ static float *clustered(size_t n, uint64_t seed)
 	return out;
 }
 
-static void open_store(size_t threshold)
+static void open_store_opts(size_t threshold, int no_build)
 {
 	struct store_opts o;
 
 	store_opts_init(&o);
 	o.ann_threshold = threshold;
+	o.ann_no_build = no_build;
 	cr_assert_eq(store_open(be, &o, &st), 0, "%s", store_last_error());
+}
+
+static void open_store(size_t threshold)
+{
+	open_store_opts(threshold, 0);
 }
 
 static void setup(void)
@@ -455,6 +461,46 @@ static void reopen(void)
 {
 	store_close(st);
 	open_store(THRESH);
+}
+
+Test(ann, no_build_builds_nothing_but_keeps_and_searches_a_loaded_graph)
+{
+	struct store_stats s;
+	uint64_t before;
+	struct res a;
+
+	/* a store past the threshold, opened as lode opens it */
+	store_close(st);
+	open_store_opts(THRESH, 1);
+	put_rows(0, NROWS - 100);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.built, 0);
+	cr_assert_eq(s.ann.nodes, 0);
+	run(rows, 0, NULL, 0, &a); /* answered exactly */
+	cr_assert_str_eq(a.ids[0], "r00000");
+	/* a graph the mount built... */
+	reopen();
+	store_wait_index(st);
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	/* ...is loaded, searched and saved again, new rows found exactly */
+	store_close(st);
+	open_store_opts(THRESH, 1);
+	put_rows(NROWS - 100, NROWS);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.loaded, 1);
+	before = searches();
+	run(rows + (size_t)(NROWS - 1) * DIM, 0, NULL, 0, &a);
+	cr_assert_gt(searches(), before);
+	cr_assert_str_eq(a.ids[0], "r02999");
+	cr_assert_eq(engine_checkpoint(store_engine(st)), 0);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.built, 0);
+	reopen();
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.loaded, 1);
+	cr_assert_eq(s.ann.discarded, 0);
 }
 
 Test(ann, graph_is_loaded_from_the_checkpoint_not_rebuilt)

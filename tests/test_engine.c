@@ -2152,6 +2152,7 @@ Test(engine, newer_format_is_eproto_and_missing_format_is_euclean)
 	const char newer[] = "{\"lodefs\":\"store\",\"format\":99}\n";
 	const char older[] = "{\"lodefs\":\"store\",\"format\":1}\n";
 	const char older2[] = "{\"lodefs\":\"store\",\"format\":2}\n";
+	const char older3[] = "{\"lodefs\":\"store\",\"format\":3}\n";
 
 	cr_assert_eq(put_json(e, "c", "k", "{}"), 0);
 	engine_close(e);
@@ -2168,6 +2169,12 @@ Test(engine, newer_format_is_eproto_and_missing_format_is_euclean)
 	/* nor format 2, whose checkpoints held values in the key index */
 	cr_assert_eq(backend_put(be, "lodefs.format", older2,
 				 sizeof(older2) - 1, NULL),
+		     0);
+	cr_assert_eq(engine_open(be, NULL, &e), -EPROTO);
+	cr_assert_not_null(strstr(engine_last_error(), "never released"));
+	/* nor format 3, whose large values had one checksum each */
+	cr_assert_eq(backend_put(be, "lodefs.format", older3,
+				 sizeof(older3) - 1, NULL),
 		     0);
 	cr_assert_eq(engine_open(be, NULL, &e), -EPROTO);
 	cr_assert_not_null(strstr(engine_last_error(), "never released"));
@@ -3027,6 +3034,231 @@ Test(engine, large_mapped_value_reads_in_place_and_damage_fails_its_ref,
 	engine_ref_release(e, &r);
 	engine_close(e);
 	free(vals);
+	free(big);
+	backend_close(be);
+}
+
+#define MIB ((size_t)1 << 20)
+
+/*
+ * A value of more than 1 MiB in a checkpoint carries one XXH3_64bits per
+ * MiB after its NUL, and its key index entry records the sum of that
+ * table: the layout other programs can check.  Returns the value's
+ * offset in the values object.
+ */
+static size_t assert_chunk_sums(struct backend *be, const unsigned char *v,
+				size_t n)
+{
+	char *vals = find_object(be, "ckpt/", "/values");
+	char *kv = find_object(be, "ckpt/", "/kv");
+	size_t at = offset_of(be, vals, v, 64), i, nch = (n + MIB - 1) / MIB;
+	unsigned char *p;
+	uint64_t sum;
+	size_t len;
+
+	cr_assert_eq(backend_get(be, vals, (void **)&p, &len), 0);
+	cr_assert_geq(len, at + n + 1 + 8 * nch);
+	cr_assert_eq(p[at + n], 0);
+	for (i = 0; i < nch; i++) {
+		size_t cl = n - i * MIB < MIB ? n - i * MIB : MIB;
+		uint64_t want = XXH3_64bits(v + i * MIB, cl), got;
+
+		memcpy(&got, p + at + n + 1 + 8 * i, 8);
+		cr_assert_eq(got, want, "chunk %zu", i);
+	}
+	sum = XXH3_64bits(p + at + n + 1, 8 * nch);
+	free(p);
+	/* the key index holds the table's sum (not the value's) */
+	offset_of(be, kv, &sum, 8);
+	free(kv);
+	free(vals);
+	return at;
+}
+
+/*
+ * A lazy ref to a large checkpoint value reads nothing but its chunk sums
+ * when taken; each range is checked as it is asked for.  One damaged byte
+ * fails the reads of its chunk (every time) and no other, of this value
+ * or any other; whole-value reads, checkpoints and fsck still see it.
+ */
+Test(engine, lazy_ref_checks_the_chunks_it_reads_and_damage_fails_one_chunk,
+     .fini = local_dir_remove)
+{
+	const size_t n = 5 * MIB + 777, n2 = 3 * MIB + 5;
+	unsigned char *big = random_bytes(n, 11), *big2 = random_bytes(n2, 12);
+	struct reports rep = { 0 };
+	struct engine_ref r, r2;
+	struct backend *be;
+	struct engine *e;
+	void *data;
+	size_t len, at;
+
+	cr_assert_not_null(mkdtemp(local_dir));
+	cr_assert_eq(backend_local_open(local_dir, &be), 0);
+	e = eopen(be, "w");
+	cr_assert_eq(put_blob(e, "content", "big", big, n), 0);
+	cr_assert_eq(put_blob(e, "content", "big2", big2, n2), 0);
+	cr_assert_eq(put_blob(e, "content", "small", "tiny", 4), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	at = assert_chunk_sums(be, big, n);
+	{
+		char *vals = find_object(be, "ckpt/", "/values");
+
+		/* one byte of chunk 2 (bytes 2-3 MiB) */
+		mangle(be, vals, SIZE_MAX, (long)(at + 2 * MIB + 100));
+		free(vals);
+	}
+
+	e = eopen(be, "w");
+	cr_assert_eq(engine_get_ref_lazy(e, "content", "big", &r), 0, "%s",
+		     engine_last_error());
+	cr_assert_eq(r.len, n);
+	cr_assert_not_null(r.parts);
+	cr_assert_eq(engine_ref_check(e, &r, 0, 2 * MIB), 0, "%s",
+		     engine_last_error());
+	cr_assert_eq(memcmp(r.data, big, 2 * MIB), 0);
+	cr_assert_eq(engine_ref_check(e, &r, 2 * MIB + 5, 10), -EIO);
+	cr_assert_not_null(strstr(engine_last_error(), "content/big"), "%s",
+			   engine_last_error());
+	cr_assert_not_null(strstr(engine_last_error(), "/values"), "%s",
+			   engine_last_error());
+	cr_assert_not_null(strstr(engine_last_error(), "2097152-3145727"), "%s",
+			   engine_last_error());
+	/* a failed chunk is not remembered as checked */
+	cr_assert_eq(engine_ref_check(e, &r, 3 * MIB - 1, 1), -EIO);
+	/* a range that only touches the chunk's neighbours reads */
+	cr_assert_eq(engine_ref_check(e, &r, MIB, MIB), 0);
+	cr_assert_eq(engine_ref_check(e, &r, 3 * MIB, SIZE_MAX), 0);
+	cr_assert_eq(memcmp((const char *)r.data + 3 * MIB, big + 3 * MIB,
+			    n - 3 * MIB),
+		     0);
+	/* past the end: nothing to check */
+	cr_assert_eq(engine_ref_check(e, &r, n, 100), 0);
+	/* the other large value and the small one are untouched */
+	cr_assert_eq(engine_get_ref_lazy(e, "content", "big2", &r2), 0);
+	cr_assert_eq(engine_ref_check(e, &r2, 0, n2), 0, "%s",
+		     engine_last_error());
+	cr_assert_eq(memcmp(r2.data, big2, n2), 0);
+	engine_ref_release(e, &r2);
+	cr_assert_eq(engine_get_ref_lazy(e, "content", "small", &r2), 0);
+	cr_assert_null(r2.parts);
+	cr_assert_eq(engine_ref_check(e, &r2, 0, 4), 0);
+	assert_ref(&r2, "tiny");
+	engine_ref_release(e, &r2);
+	/* whole-value reads check every chunk */
+	cr_assert_eq(engine_get(e, "content", "big", NULL, &data, &len), -EIO);
+	cr_assert_eq(engine_get_ref(e, "content", "big", &r2), -EIO);
+	cr_assert_eq(engine_checkpoint(e), -EIO);
+	cr_assert_not_null(strstr(engine_last_error(), "content/big"));
+	engine_ref_release(e, &r);
+	engine_close(e);
+
+	cr_assert_eq(engine_fsck(be, report_fn, &rep), 1, "%s", rep.text);
+	cr_assert_not_null(strstr(rep.text, "1 damaged value (content/big)"),
+			   "%s", rep.text);
+	free(big);
+	free(big2);
+	backend_close(be);
+}
+
+/* Damaged chunk sums fail the lazy ref itself (and fsck names the key). */
+Test(engine, lazy_ref_with_damaged_chunk_sums_fails, .fini = local_dir_remove)
+{
+	const size_t n = 2 * MIB + 1;
+	unsigned char *big = random_bytes(n, 13);
+	struct reports rep = { 0 };
+	struct engine_ref r;
+	struct backend *be;
+	struct engine *e;
+	char *vals;
+	size_t at;
+
+	cr_assert_not_null(mkdtemp(local_dir));
+	cr_assert_eq(backend_local_open(local_dir, &be), 0);
+	e = eopen(be, "w");
+	cr_assert_eq(put_blob(e, "content", "big", big, n), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	at = assert_chunk_sums(be, big, n);
+	vals = find_object(be, "ckpt/", "/values");
+	mangle(be, vals, SIZE_MAX, (long)(at + n + 1 + 8 + 3)); /* chunk 1's */
+	e = eopen(be, "w");
+	memset(&r, 0xa5, sizeof(r));
+	cr_assert_eq(engine_get_ref_lazy(e, "content", "big", &r), -EIO);
+	cr_assert_null(r.data);
+	cr_assert_null(r.parts);
+	cr_assert_not_null(strstr(engine_last_error(), "content/big"), "%s",
+			   engine_last_error());
+	engine_close(e);
+	cr_assert_eq(engine_fsck(be, report_fn, &rep), 1, "%s", rep.text);
+	cr_assert_not_null(strstr(rep.text, "1 damaged value (content/big)"),
+			   "%s", rep.text);
+	free(vals);
+	free(big);
+	backend_close(be);
+}
+
+struct chunk_checker {
+	struct engine *e;
+	const struct engine_ref *r;
+	int rc;
+};
+
+static void *chunk_check_all(void *arg)
+{
+	struct chunk_checker *c = arg;
+	size_t off;
+
+	/* 128 KiB at a time, as FUSE READs come */
+	for (off = 0; off < c->r->len && !c->rc; off += 128u << 10)
+		c->rc = engine_ref_check(c->e, c->r, off, 128u << 10);
+	return NULL;
+}
+
+/*
+ * A checkpoint copies a large value's chunk sums with it (checked, not
+ * recomputed from bytes it would trust); readers on several threads
+ * check one value's chunks at once.  Here on a backend that does not map
+ * (the values object read whole).
+ */
+Test(engine, chunk_sums_survive_a_checkpoint_and_threads_check_at_once)
+{
+	const size_t n = 4 * MIB + 3;
+	unsigned char *big = random_bytes(n, 14);
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	struct chunk_checker c[4];
+	pthread_t t[4];
+	struct engine_ref r;
+	int i;
+
+	cr_assert_eq(put_blob(e, "content", "big", big, n), 0);
+	cr_assert_eq(engine_checkpoint(e), 0);
+	engine_close(e);
+	e = eopen(be, "w");
+	cr_assert_eq(put_blob(e, "content", "small", "tiny", 4), 0);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	engine_close(e);
+	cr_assert_eq(count_objects(be, "ckpt/") > 0, 1);
+	assert_chunk_sums(be, big, n);
+	cr_assert_eq(engine_fsck(be, NULL, NULL), 0);
+
+	e = eopen(be, "w");
+	cr_assert_eq(engine_get_ref_lazy(e, "content", "big", &r), 0, "%s",
+		     engine_last_error());
+	for (i = 0; i < 4; i++) {
+		c[i] = (struct chunk_checker){ .e = e, .r = &r };
+		cr_assert_eq(
+			pthread_create(&t[i], NULL, chunk_check_all, &c[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(c[i].rc, 0, "%s", engine_last_error());
+	}
+	cr_assert_eq(memcmp(r.data, big, n), 0);
+	engine_ref_release(e, &r);
+	engine_close(e);
 	free(big);
 	backend_close(be);
 }

@@ -95,6 +95,8 @@ int lode_open(struct lode_ctx *c, const char *path, int write,
 	else
 		store_opts_init(&o);
 	o.engine.read_only = !write;
+	/* the mount builds HNSW graphs; lode would drop a build half done */
+	o.ann_no_build = 1;
 	if (write && !o.engine.checkpoint_segments)
 		o.engine.checkpoint_segments = 256;
 	rc = store_open(c->be, &o, &c->store);

@@ -21,8 +21,9 @@ usage: fs_files.py PHASE ARGS...   (prints one line: "key value" pairs)
                                             commit of that file is done
   seq-read PATH                open, 1 MiB reads to EOF, close; also the
                                time to the end of the first read (lodefs
-                               checks a value read from a checkpoint whole
-                               before its first byte)
+                               checks a value read from a checkpoint, or
+                               a large one's first MiB, before its first
+                               byte)
 
 The data is made before the clock starts.  Every timing is
 time.perf_counter() around the system calls only; the interpreter's

@@ -34,7 +34,8 @@
 #            where a stored file is when users read it, in a checkpoint,
 #            where the first read above finds it in the daemon's memory;
 #            each read's first 1 MiB is timed apart too (lodefs checks a
-#            value read from a checkpoint whole before its first byte)
+#            value read from a checkpoint before its first byte: the
+#            first MiB of a large one, the whole of a small one)
 # and prints the medians, ops/s or MiB/s, with the ratio lodefs / bindfs
 # and PASS or MISS for the targets of issue 3 (sync=fsync: small-file
 # writes >= 0.5x bindfs, sequential read (cold, warm and cold after a

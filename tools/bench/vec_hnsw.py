@@ -24,7 +24,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:
+    np = None
 
 EFS = [16, 24, 32, 48, 64, 96, 128]
 
@@ -148,6 +151,22 @@ def first_at(rows, target):
     return None
 
 
+def need_anchors(skip):
+    """The anchors are Debian packages: say which are missing and stop."""
+    missing = []
+    mods = (('numpy', 'python3-numpy'),)
+    if not skip:
+        mods += (('hnswlib', 'python3-hnswlib'), ('faiss', 'python3-faiss'))
+    for mod, pkg in mods:
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(pkg)
+    if missing:
+        sys.exit('vec_hnsw.py: run by /usr/bin/python3, it needs %s: '
+                 'apt-get install %s' % (', '.join(missing), ' '.join(missing)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('binary')
@@ -158,6 +177,7 @@ def main():
     ap.add_argument('--seed', type=int, default=20261124)
     ap.add_argument('--skip-anchors', action='store_true')
     a = ap.parse_args()
+    need_anchors(a.skip_anchors)
 
     base, queries = make_data(a.n, a.dim, a.nq, a.seed)
     gt = exact_top(base, queries, 10)
