@@ -15,6 +15,23 @@
  */
 static _Thread_local struct store_hints *store_hints_cur;
 
+/* Room for one more hint: 0 or -ENOMEM. */
+static int store_hints_grow(struct store_hints *h)
+{
+	struct store_hint *v;
+	size_t cap;
+
+	if (h->n < h->cap)
+		return 0;
+	cap = h->cap ? h->cap * 2 : 16;
+	v = realloc(h->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	h->cap = cap;
+	return 0;
+}
+
 int store_hints_add(struct store_hints *h, const char *key, const char *json,
 		    size_t json_len, const char *text, size_t text_len)
 {
@@ -22,15 +39,8 @@ int store_hints_add(struct store_hints *h, const char *key, const char *json,
 	struct store_hint *e;
 	char *p;
 
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-
-		e = realloc(h->v, cap * sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		h->v = e;
-		h->cap = cap;
-	}
+	if (store_hints_grow(h))
+		return -ENOMEM;
 	p = malloc(kl + text_len);
 	if (!p)
 		return -ENOMEM;
@@ -52,15 +62,8 @@ int store_hints_add_prep(struct store_hints *h, const char *key,
 	struct store_hint *e;
 	char *k;
 
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-
-		e = realloc(h->v, cap * sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		h->v = e;
-		h->cap = cap;
-	}
+	if (store_hints_grow(h))
+		return -ENOMEM;
 	k = strdup(key);
 	if (!k)
 		return -ENOMEM;
