@@ -1,5 +1,6 @@
 /* engine_ckpt.c - writing checkpoints and collecting what they cover. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,60 @@ static int eng_ckpt_put(struct engine *e, const char *id, struct eng_mobj *o,
 	return 0;
 }
 
+/*
+ * The values object (most of a checkpoint's bytes) is written by a second
+ * thread while this one builds and writes the vector and extension
+ * objects: on a local store the write is mostly the kernel copying it
+ * into the page cache, and the fsync, which would otherwise wait for the
+ * objects after it to be built.  Every object is still written (and, on
+ * a local store, fsync'd) before the manifest.
+ */
+struct eng_ckpt_bg {
+	pthread_t th;
+	struct engine *e;
+	char key[ENG_NAME_MAX];
+	struct eng_mobj *o;
+	struct eng_buf *b;
+	int rc;
+	bool running;
+};
+
+static void *eng_ckpt_bg_run(void *arg)
+{
+	struct eng_ckpt_bg *g = arg;
+	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
+	const uint8_t *p = g->b->p ? g->b->p : (const uint8_t *)"";
+
+	g->o->size = g->b->len;
+	g->o->xxh3 = eng_xxh3(p, g->b->len);
+	g->rc = backend_put(g->e->be, g->key, p, g->b->len, &absent);
+	return NULL;
+}
+
+/* eng_ckpt_put on the second thread (on this one if it cannot start). */
+static int eng_ckpt_put_bg(struct engine *e, const char *id, struct eng_mobj *o,
+			   struct eng_buf *b, struct eng_ckpt_bg *g)
+{
+	snprintf(g->key, sizeof(g->key), "ckpt/%s/%s", id, o->name);
+	g->e = e;
+	g->o = o;
+	g->b = b;
+	g->rc = 0;
+	g->running = pthread_create(&g->th, NULL, eng_ckpt_bg_run, g) == 0;
+	return g->running ? 0 : eng_ckpt_put(e, id, o, b);
+}
+
+/* Waits for the second thread's write: its result. */
+static int eng_ckpt_bg_wait(struct eng_ckpt_bg *g)
+{
+	if (!g->running)
+		return 0;
+	pthread_join(g->th, NULL);
+	g->running = false;
+	eng_buf_free(g->b);
+	return g->rc ? eng_fail(g->rc, "cannot write %s", g->key) : 0;
+}
+
 static int eng_ext_emit(void *ctx, const void *data, size_t len)
 {
 	struct eng_buf *b = ctx;
@@ -414,6 +469,7 @@ int eng_checkpoint_locked(struct engine *e)
 	const struct backend_cond absent = { .kind = BACKEND_COND_ABSENT };
 	struct eng_manifest m = { 0 };
 	struct eng_buf b = { 0 }, vb = { 0 };
+	struct eng_ckpt_bg bg = { .running = false };
 	char key[ENG_NAME_MAX], *text = NULL;
 	uint64_t hlc, cut, total = 0;
 	size_t i, nvec = 0, len;
@@ -453,11 +509,10 @@ int eng_checkpoint_locked(struct engine *e)
 	m.nobjs = 2;
 	rc = eng_keys_build(e, cut, &b, &vb);
 	if (!rc)
-		rc = eng_ckpt_put(e, m.id, &m.objs[0], &b);
+		rc = eng_ckpt_put_bg(e, m.id, &m.objs[1], &vb, &bg);
 	if (!rc)
-		rc = eng_ckpt_put(e, m.id, &m.objs[1], &vb);
+		rc = eng_ckpt_put(e, m.id, &m.objs[0], &b);
 	eng_buf_free(&b);
-	eng_buf_free(&vb);
 	if (rc)
 		goto out_undo;
 	for (i = 0; i < e->ncolls; i++) {
@@ -498,6 +553,9 @@ int eng_checkpoint_locked(struct engine *e)
 			goto out_undo;
 	}
 
+	rc = eng_ckpt_bg_wait(&bg);
+	if (rc)
+		goto out_undo;
 	/* The manifest goes last: until it exists the checkpoint is not. */
 	rc = eng_manifest_build(&m, &text, &len);
 	if (rc) {
@@ -524,8 +582,10 @@ int eng_checkpoint_locked(struct engine *e)
 	rc = 0;
 	goto out_free;
 out_undo:
+	eng_ckpt_bg_wait(&bg);
 	eng_ckpt_delete(e, m.id);
 out_free:
+	eng_buf_free(&vb);
 	free(text);
 	for (i = 0; m.objs && i < m.nobjs; i++)
 		m.objs[i].coll = NULL;

@@ -148,6 +148,13 @@ int persist_export(struct store *s, const char *name, pyj_write_fn *write,
  * with engine_commit_consume.  `progress` may be NULL; its units are
  * bytes of text read.
  */
+/*
+ * 0 (the default): a vector store's numbers are converted on a second
+ * thread while this one reads on; 1: on the calling thread alone (tests
+ * compare the two).
+ */
+extern int persist_import_serial_vectors;
+
 int persist_import(struct store *s, const char *name, const char *data,
 		   size_t len, persist_progress_fn *progress, void *parg);
 

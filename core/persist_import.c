@@ -621,20 +621,344 @@ static int pim_vector(struct pim *p)
 	return rc ? pim_engine(p, rc, p->vcoll, p->key) : 0;
 }
 
-static int pim_embeddings(struct pim *p)
+/*
+ * embedding_dict on two threads.  Converting the numbers is most of the
+ * work of a vector store file; this thread finds each vector's text (the
+ * '[' after its key to the first ']', memchr) and checks its key, and a
+ * second thread converts the vectors of one chunk while this one finds
+ * the next chunk's, then this thread puts them in the batch, in order.
+ * The converter takes only what pyj_parse_f32_list takes (a flat list of
+ * numbers that fit float32); for anything else (another value, NaN, a
+ * number out of range, a ']' that was inside a string) it stops, and
+ * this thread, after putting the vectors before it, rewinds its reader to
+ * that vector and reads on serially (pim_vector) from there, so every
+ * refusal is the one the serial reading gives, at the same place.
+ * Anything this thread meets (a key refused, a syntax error after a
+ * vector, a value that is not a list) first waits for the vectors before
+ * it to be put or refused.
+ */
+#define PIM_VQ 128 /* vectors per chunk */
+
+int persist_import_serial_vectors;
+
+struct pim_vq {
+	int state; /* PIM_VQ_FREE, _FULL (given to the converter), _DONE */
+	size_t n;
+	const char *span[PIM_VQ];
+	size_t slen[PIM_VQ];
+	struct pyj_mark mark[PIM_VQ];
+	size_t koff[PIM_VQ];
+	char *keys; /* NUL-terminated, back to back */
+	size_t klen, kcap;
+	size_t end; /* the reader's offset after the last vector */
+	/* the converter's */
+	float *f;
+	size_t fcap;
+	size_t foff[PIM_VQ], fn[PIM_VQ];
+	size_t bad; /* the first vector it did not take, or n */
+};
+
+enum { PIM_VQ_FREE, PIM_VQ_FULL, PIM_VQ_DONE };
+
+struct pim_vw {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	struct pim_vq q[2];
+};
+
+static void pim_vq_convert(struct pim_vq *q)
+{
+	size_t i, need = 0;
+
+	for (i = 0; i < q->n; i++)
+		need += q->slen[i] / 2 + 1;
+	if (need > q->fcap) {
+		float *f = realloc(q->f, need * sizeof(*f));
+
+		if (!f) {
+			/* the serial reading will say -ENOMEM if it must */
+			q->bad = 0;
+			return;
+		}
+		q->f = f;
+		q->fcap = need;
+	}
+	need = 0;
+	for (i = 0; i < q->n; i++) {
+		q->foff[i] = need;
+		if (pyj_parse_f32_list(q->span[i], q->slen[i], q->f + need,
+				       &q->fn[i]))
+			break;
+		need += q->fn[i];
+	}
+	q->bad = i;
+}
+
+/* Converts whichever chunk is given (each stands alone). */
+static void *pim_vw_thread(void *arg)
+{
+	struct pim_vw *w = arg;
+	int i;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		i = w->q[0].state == PIM_VQ_FULL   ? 0
+		    : w->q[1].state == PIM_VQ_FULL ? 1
+						   : -1;
+		if (i < 0 && w->stop)
+			break;
+		if (i < 0) {
+			pthread_cond_wait(&w->cv, &w->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&w->mu);
+		pim_vq_convert(&w->q[i]);
+		pthread_mutex_lock(&w->mu);
+		w->q[i].state = PIM_VQ_DONE;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void pim_vq_give(struct pim_vw *w, struct pim_vq *q)
+{
+	pthread_mutex_lock(&w->mu);
+	q->state = PIM_VQ_FULL;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void pim_vq_wait(struct pim_vw *w, struct pim_vq *q)
+{
+	pthread_mutex_lock(&w->mu);
+	while (q->state == PIM_VQ_FULL)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int pim_vq_free(struct pim_vw *w, const struct pim_vq *q)
+{
+	int st;
+
+	pthread_mutex_lock(&w->mu);
+	st = q->state;
+	pthread_mutex_unlock(&w->mu);
+	return st == PIM_VQ_FREE;
+}
+
+static void pim_vq_reset(struct pim_vq *q)
+{
+	q->state = PIM_VQ_FREE;
+	q->n = 0;
+	q->klen = 0;
+}
+
+/* The checks pim_vector makes of a vector of n numbers, and its put. */
+static int pim_vec_put(struct pim *p, const char *key, const float *f, size_t n)
 {
 	int rc;
+
+	if (n == 0)
+		return store_fail(-EINVAL,
+				  "%s: embedding_dict/%.200s is an empty "
+				  "vector",
+				  p->name, key);
+	if (n > UINT32_MAX / sizeof(float))
+		return store_fail(-EINVAL,
+				  "%s: embedding_dict/%.200s is too long",
+				  p->name, key);
+	if (!p->dim)
+		p->dim = (uint32_t)n;
+	if (n != p->dim)
+		return store_fail(-EINVAL,
+				  "%s: embedding_dict/%.200s has %zu numbers, "
+				  "the vectors before it %u (all vectors of "
+				  "a namespace have one length)",
+				  p->name, key, n, p->dim);
+	rc = engine_batch_put_vec(p->b, p->vcoll, key, f, p->dim);
+	return rc ? pim_engine(p, rc, p->vcoll, key) : 0;
+}
+
+static void pim_tick_at(struct pim *p, size_t off)
+{
+	if (off < p->next_tick)
+		return;
+	p->next_tick = off + PIM_TICK;
+	if (p->progress)
+		p->progress(p->parg, off, p->len);
+	pim_release(p, off);
+}
+
+/*
+ * Puts the vectors of a converted chunk, in order.  At a vector the
+ * converter did not take, the other chunk (later vectors) is dropped and
+ * the reader goes back to that vector: *back is set and the vector is
+ * read serially.
+ */
+static int pim_vq_put(struct pim *p, struct pim_vw *w, struct pim_vq *q,
+		      int *back)
+{
+	struct pim_vq *o = &w->q[q == &w->q[0]];
+	size_t i;
+	int rc;
+
+	pim_vq_wait(w, q);
+	for (i = 0; i < q->bad; i++) {
+		rc = pim_vec_put(p, q->keys + q->koff[i], q->f + q->foff[i],
+				 q->fn[i]);
+		if (rc)
+			return rc;
+	}
+	pim_tick_at(p, q->bad < q->n ? (size_t)(q->mark[q->bad].p - p->data)
+				     : q->end);
+	if (q->bad == q->n) {
+		pim_vq_reset(q);
+		return 0;
+	}
+	pim_vq_wait(w, o);
+	pim_vq_reset(o);
+	pyj_in_rewind(&p->in, &q->mark[i]);
+	memcpy(p->key, q->keys + q->koff[i], strlen(q->keys + q->koff[i]) + 1);
+	pim_vq_reset(q);
+	*back = 1;
+	rc = pim_vector(p);
+	pim_tick(p);
+	return rc;
+}
+
+/* Adds the vector just found; at a full chunk, turns to the other. */
+static int pim_vq_add(struct pim *p, struct pim_vw *w, int *cur,
+		      const struct pyj_mark *m, const char *s, size_t len,
+		      int *back)
+{
+	struct pim_vq *q = &w->q[*cur];
+	size_t kl = strlen(p->key) + 1;
+	int rc;
+
+	rc = pim_buf_put(&q->keys, &q->klen, &q->kcap, p->key, kl);
+	if (rc)
+		return rc;
+	q->koff[q->n] = q->klen - kl;
+	q->span[q->n] = s;
+	q->slen[q->n] = len;
+	q->mark[q->n] = *m;
+	q->n++;
+	if (q->n < PIM_VQ)
+		return 0;
+	q->end = pyj_in_offset(&p->in);
+	pim_vq_give(w, q);
+	*cur ^= 1;
+	q = &w->q[*cur];
+	if (pim_vq_free(w, q))
+		return 0;
+	return pim_vq_put(p, w, q, back);
+}
+
+/* Puts every vector found so far (the older chunk first). */
+static int pim_vq_flush(struct pim *p, struct pim_vw *w, int cur, int *back)
+{
+	struct pim_vq *q = &w->q[cur];
+	int rc = 0;
+
+	if (!pim_vq_free(w, &w->q[cur ^ 1]))
+		rc = pim_vq_put(p, w, &w->q[cur ^ 1], back);
+	if (rc || *back || !q->n)
+		return rc;
+	q->end = pyj_in_offset(&p->in);
+	pim_vq_give(w, q);
+	return pim_vq_put(p, w, q, back);
+}
+
+static int pim_embeddings_2(struct pim *p, struct pim_vw *w)
+{
+	struct pyj_mark m;
+	const char *s;
+	size_t len;
+	int rc, r, cur = 0, back;
+
+	for (;;) {
+		back = 0;
+		r = pim_next_key(p);
+		if (r == 1)
+			r = pim_key(p, PERSIST_EMBEDDINGS, p->key);
+		else if (r == 0)
+			r = 2; /* the end */
+		else
+			goto flush;
+		if (r == 0 && pyj_take_list_text(&p->in, &m, &s, &len)) {
+			rc = pim_vq_add(p, w, &cur, &m, s, len, &back);
+			if (rc)
+				return rc;
+			continue;
+		}
+flush:
+		rc = pim_vq_flush(p, w, cur, &back);
+		if (rc)
+			return rc;
+		if (back)
+			continue; /* r was about later text */
+		if (r == 2)
+			return 0;
+		if (r < 0)
+			return r;
+		rc = pim_vector(p);
+		pim_tick(p);
+		if (rc)
+			return rc;
+	}
+}
+
+/* embedding_dict on this thread alone. */
+static int pim_embeddings_1(struct pim *p)
+{
+	int rc;
+
+	while ((rc = pim_next_key(p)) == 1) {
+		rc = pim_key(p, PERSIST_EMBEDDINGS, p->key);
+		if (!rc)
+			rc = pim_vector(p);
+		pim_tick(p);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+static int pim_embeddings(struct pim *p)
+{
+	struct pim_vw w;
+	int rc, i;
 
 	if (pim_peek(p) != '{')
 		return store_fail(-EINVAL,
 				  "%s: embedding_dict is not an object",
 				  p->name);
 	rc = pim_open(p);
-	while (!rc && (rc = pim_next_key(p)) == 1) {
-		rc = pim_key(p, PERSIST_EMBEDDINGS, p->key);
-		if (!rc)
-			rc = pim_vector(p);
-		pim_tick(p);
+	if (rc)
+		return rc;
+	if (persist_import_serial_vectors)
+		return pim_embeddings_1(p);
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	if (pthread_create(&w.th, NULL, pim_vw_thread, &w))
+		rc = pim_embeddings_1(p); /* no second thread */
+	else {
+		rc = pim_embeddings_2(p, &w);
+		pthread_mutex_lock(&w.mu);
+		w.stop = 1;
+		pthread_cond_broadcast(&w.cv);
+		pthread_mutex_unlock(&w.mu);
+		pthread_join(w.th, NULL);
+	}
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	for (i = 0; i < 2; i++) {
+		free(w.q[i].keys);
+		free(w.q[i].f);
 	}
 	return rc;
 }

@@ -184,12 +184,45 @@ enum pyj_tok pyj_skip_value(struct pyj_in *in);
 int pyj_member(struct pyj_in *in, const char *name);
 
 /*
+ * Where a reader stands, to come back to (pyj_in_rewind): lets a caller
+ * hand a value's text to another thread and, if that thread finds it is
+ * not what it expected, read it again with the reader for the exact
+ * message.
+ */
+struct pyj_mark {
+	const char *p, *tok;
+	int state;
+	unsigned depth; /* the stack's bits below it do not change */
+};
+
+/*
+ * Right after a PYJ_KEY: if its value starts with '[' and a ']' follows,
+ * sets *s and *len to the text from that '[' to the first ']' and steps
+ * past it as if the reader had read an array there; 1.  The text is not
+ * checked: unless the caller finds it is one flat array (e.g.
+ * pyj_parse_f32_list), it must rewind to *m, since the reader may then
+ * stand inside a string or a nested value.  0 (nothing consumed) for
+ * anything else.
+ */
+int pyj_take_list_text(struct pyj_in *in, struct pyj_mark *m, const char **s,
+		       size_t *len);
+void pyj_in_rewind(struct pyj_in *in, const struct pyj_mark *m);
+
+/*
  * A number's text (as PYJ_NUM gives it, NaN/Infinity too) as float32,
  * correctly rounded as strtof would: 0, or -EINVAL if it is not a number
  * in JSON's grammar or overflows float32 (a finite number that rounds to
  * infinity; one that underflows gives 0 or a subnormal).
  */
 int pyj_parse_f32(const char *s, size_t len, float *out);
+/*
+ * The text of a list of numbers, "[n, n, ...]" (whitespace as JSON allows
+ * it), as float32, each as pyj_parse_f32 gives it: 0 and *n, or -EINVAL
+ * for anything else (another value inside, NaN/Infinity, a number out of
+ * float32's range, more text after the ']').  out holds at least
+ * len / 2 + 1 floats.
+ */
+int pyj_parse_f32_list(const char *s, size_t len, float *out, size_t *n);
 /* The same to double (as strtod; -EINVAL if it overflows a double). */
 int pyj_parse_f64(const char *s, size_t len, double *out);
 

@@ -739,3 +739,33 @@ int pyj_parse_f32(const char *s, size_t len, float *out)
 	*out = v;
 	return 0;
 }
+
+int pyj_parse_f32_list(const char *s, size_t len, float *out, size_t *n)
+{
+	const char *p = s, *q, *end = s + len;
+	size_t k = 0;
+	int is_int;
+
+	if (p >= end || *p != '[')
+		return -EINVAL;
+	p = pyj_skip_ws(p + 1, end);
+	if (p < end && *p == ']')
+		goto close;
+	for (;;) {
+		q = pyj_scan_number(p, end, &is_int);
+		if (!q || pyj_parse_f32(p, (size_t)(q - p), &out[k]))
+			return -EINVAL;
+		k++;
+		p = pyj_skip_ws(q, end);
+		if (p < end && *p == ']')
+			break;
+		if (p >= end || *p != ',')
+			return -EINVAL;
+		p = pyj_skip_ws(p + 1, end);
+	}
+close:
+	if (p + 1 != end)
+		return -EINVAL;
+	*n = k;
+	return 0;
+}

@@ -293,6 +293,42 @@ static inline bool pyj_in_obj(const struct pyj_in *in)
 	return in->stack[d / 8] & (1u << (d % 8));
 }
 
+int pyj_take_list_text(struct pyj_in *in, struct pyj_mark *m, const char **s,
+		       size_t *len)
+{
+	const char *p, *q, *end = in->end;
+
+	if (in->state != PYJ_ST_OBJ_VAL || in->depth >= PYJ_DEPTH_MAX)
+		return 0;
+	p = pyj_skip_ws(in->p, end);
+	if (p >= end || *p != ':')
+		return 0;
+	p = pyj_skip_ws(p + 1, end);
+	if (p >= end || *p != '[')
+		return 0;
+	q = memchr(p, ']', (size_t)(end - p));
+	if (!q)
+		return 0;
+	m->p = in->p;
+	m->tok = in->tok;
+	m->state = in->state;
+	m->depth = in->depth;
+	*s = p;
+	*len = (size_t)(q + 1 - p);
+	in->tok = p;
+	in->p = q + 1;
+	in->state = PYJ_ST_AFTER;
+	return 1;
+}
+
+void pyj_in_rewind(struct pyj_in *in, const struct pyj_mark *m)
+{
+	in->p = m->p;
+	in->tok = m->tok;
+	in->state = m->state;
+	in->depth = m->depth;
+}
+
 enum pyj_tok pyj_next(struct pyj_in *in)
 {
 	const char *p, *end = in->end;

@@ -3836,3 +3836,45 @@ Test(engine, unlogged_commits_reach_the_observer_like_logged_ones)
 	engine_close(e);
 	backend_close(be);
 }
+
+/*
+ * The values object is written by a second thread while the vector
+ * objects are built and written: a failure of any one write, that one's
+ * included, fails the checkpoint with its errno and leaves no object of
+ * it behind, and the store as it was.
+ */
+Test(engine, checkpoint_fails_whichever_object_write_fails)
+{
+	const float v[3] = { 1, 2, 3 };
+	struct backend *inner = mem(), *be;
+	struct engine *e;
+	unsigned long n, puts;
+
+	cr_assert_eq(backend_fault_open(inner, &be), 0);
+	e = eopen(be, "w");
+	cr_assert_eq(put_json(e, C_DATA, "k", "{\"v\":1}"), 0);
+	cr_assert_eq(put_vec(e, C_VEC, "a", v, 3), 0);
+	cr_assert_eq(put_vec(e, "vector_store/other", "b", v, 3), 0);
+	puts = backend_fault_calls(be, BACKEND_FAULT_PUT);
+	cr_assert_eq(engine_checkpoint(e), 0, "%s", engine_last_error());
+	/* keys, values, two vector objects, the manifest */
+	puts = backend_fault_calls(be, BACKEND_FAULT_PUT) - puts;
+	cr_assert_geq(puts, 5);
+	for (n = 1; n <= puts; n++) {
+		cr_assert_eq(put_json(e, C_DATA, "k", "{\"v\":2}"), 0);
+		cr_assert_eq(
+			backend_fault_set(be, BACKEND_FAULT_PUT, n, 1, -ENOSPC),
+			0);
+		cr_assert_eq(engine_checkpoint(e), -ENOSPC, "put %lu", n);
+		cr_assert_not_null(strstr(engine_last_error(), "cannot write"),
+				   "%s", engine_last_error());
+		engine_close(e);
+		e = eopen(be, "w");
+		assert_value(e, C_DATA, "k", "{\"v\":2}");
+		cr_assert_eq(engine_checkpoint(e), 0, "%s",
+			     engine_last_error());
+		cr_assert_eq(put_json(e, C_DATA, "k", "{\"v\":1}"), 0);
+	}
+	engine_close(e);
+	backend_close(be);
+}

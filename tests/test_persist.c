@@ -1690,3 +1690,132 @@ Test(persist, imported_files_pass_fsck_and_a_new_docstore_replaces_the_old)
 	cr_assert_str_eq(hits[0].node_id, "n");
 	store_hits_free(hits, n);
 }
+
+/* --- embedding_dict converted on a second thread ------------------------- */
+
+/*
+ * A vector store of n vectors of 3 numbers, the one at `at` replaced by
+ * the text `odd` (its key too if odd starts with '"'), `tail` after the
+ * dict.  Awkward but valid vectors are spread through it: NaN and
+ * Infinity (which the converter leaves to the serial reading), odd
+ * whitespace, -0.0, an underflow, integers, a key given twice.
+ */
+static char *vec_text(size_t n, size_t at, const char *odd, const char *tail)
+{
+	struct buf b = { 0 };
+	char t[128];
+	size_t i;
+
+	buf_write(&b, "{\"embedding_dict\": {", 20);
+	for (i = 0; i < n; i++) {
+		if (i)
+			buf_write(&b, ", ", 2);
+		if (odd && i == at && odd[0] == '"') {
+			buf_write(&b, odd, strlen(odd));
+			continue;
+		}
+		snprintf(t, sizeof(t), "\"v%zu\": ", i % 7 == 6 ? i - 1 : i);
+		buf_write(&b, t, strlen(t));
+		if (odd && i == at)
+			snprintf(t, sizeof(t), "%s", odd);
+		else if (i % 50 == 17)
+			snprintf(t, sizeof(t), "[NaN, %zu, -Infinity]", i);
+		else if (i % 50 == 23)
+			snprintf(t, sizeof(t), "[ -0.0 ,\n\t1e-60,%zu ]", i);
+		else
+			snprintf(t, sizeof(t), "[0.%zu, -%zu.5e-3, %zu]", i,
+				 i * 7, i % 3);
+		buf_write(&b, t, strlen(t));
+	}
+	buf_write(&b, "}", 1);
+	buf_write(&b, tail, strlen(tail));
+	return b.p;
+}
+
+Test(persist, vectors_converted_on_two_threads_are_the_serial_ones)
+{
+	const char *tail = ", \"text_id_to_ref_doc_id\": {}, "
+			   "\"metadata_dict\": {}}";
+	static const size_t ns[] = { 0, 1, 127, 128, 129, 300, 1000 };
+	char name[64], coll[64];
+	size_t k;
+
+	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		char *text = vec_text(ns[k], 0, NULL, tail);
+		char *a, *b;
+
+		persist_import_serial_vectors = 1;
+		snprintf(name, sizeof(name), "s%zu__vector_store.json", k);
+		import_ok(name, text);
+		a = export(name);
+		persist_import_serial_vectors = 0;
+		snprintf(name, sizeof(name), "p%zu__vector_store.json", k);
+		import_ok(name, text);
+		b = export(name);
+		cr_assert_str_eq(a, b, "%zu vectors", ns[k]);
+		snprintf(coll, sizeof(coll), "vector_store/p%zu", k);
+		cr_assert_eq(engine_count(store_engine(st), coll),
+			     ns[k] - ns[k] / 7, "%zu vectors", ns[k]);
+		free(a);
+		free(b);
+		free(text);
+	}
+}
+
+Test(persist, vectors_refused_on_two_threads_as_serially)
+{
+	static const char *const odd[] = {
+		"[1, \"x\", 2]",
+		"[1e39, 1, 1]",
+		"[NaN, 1e39, 1]",
+		"[]",
+		"[1, 2]",
+		"[1, 2, 3, 4]",
+		"{}",
+		"\"s\"",
+		"[1, [2], 3]",
+		"[\"]\", 1, 2]",
+		"[\"]\"]]]",
+		"[1, 2, 3]]",
+		"[1,, 2, 3]",
+		"[1, 2, 3,]",
+		"[1 2, 3]",
+		"[01, 2, 3]",
+		"[1, 2, 3] \"x\"",
+		"[1, 2, 3] : 1",
+		"\"\": [1, 2, 3]",
+		"\"k\" [1, 2, 3]",
+		"\"k\": [1, 2, 3",
+		"\"k\": [1, 2, 3}",
+		"\"k\": [1, 2, 3], }",
+	};
+	static const size_t at[] = { 0,	  1,   126, 127, 128,
+				     129, 255, 256, 257, 299 };
+	const char *tail = ", \"text_id_to_ref_doc_id\": {}, "
+			   "\"metadata_dict\": {}}";
+	char want[1024];
+	size_t i, j;
+	int rc1, rc2;
+
+	for (i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		for (j = 0; j < sizeof(at) / sizeof(at[0]); j++) {
+			/* a later refusal too: the first must win */
+			char *text = vec_text(300, at[j], odd[i],
+					      at[j] < 200 ? "" : tail);
+
+			persist_import_serial_vectors = 1;
+			rc1 = import_text("r__vector_store.json", text);
+			snprintf(want, sizeof(want), "%s", store_last_error());
+			persist_import_serial_vectors = 0;
+			rc2 = import_text("r__vector_store.json", text);
+			cr_assert_lt(rc1, 0, "%s at %zu", odd[i], at[j]);
+			cr_assert_eq(rc1, rc2, "%s at %zu", odd[i], at[j]);
+			cr_assert_str_eq(want, store_last_error(), "%s at %zu",
+					 odd[i], at[j]);
+			cr_assert_eq(engine_count(store_engine(st),
+						  "vector_store/r"),
+				     0);
+			free(text);
+		}
+	}
+}

@@ -2864,3 +2864,86 @@ Test(pyjson, f64_matches_slow_reference)
 		f64_check(d);
 	}
 }
+
+/* pyj_parse_f32_list takes a flat list of numbers and nothing else. */
+Test(pyjson, parse_f32_list_takes_flat_number_lists_only)
+{
+	static const struct {
+		const char *text;
+		size_t n;
+		float v[3];
+	} ok[] = {
+		{ "[]", 0, { 0 } },
+		{ "[ ]", 0, { 0 } },
+		{ "[1]", 1, { 1 } },
+		{ "[ -0.0 ,\n\t1e-60,3 ]", 3, { -0.0f, 0, 3 } },
+		{ "[0.1, 2.5e2, -7]", 3, { 0.1f, 250, -7 } },
+	};
+	static const char *const bad[] = {
+		"",	  "[",	     "]",     "[1",	    "[1,]",
+		"[,1]",	  "[1,,2]",  "[1 2]", "[01]",	    "[1.]",
+		"[.5]",	  "[1e]",    "[NaN]", "[Infinity]", "[-Infinity]",
+		"[1e39]", "[\"1\"]", "[[1]]", "[1] ",	    "[1]]",
+		"[null]", "{}",	     "[+1]",
+	};
+	float out[16];
+	size_t i, j, n;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(pyj_parse_f32_list(ok[i].text, strlen(ok[i].text),
+						out, &n),
+			     0, "%s", ok[i].text);
+		cr_assert_eq(n, ok[i].n, "%s", ok[i].text);
+		for (j = 0; j < n; j++)
+			cr_assert_eq(memcmp(&out[j], &ok[i].v[j], 4), 0,
+				     "%s [%zu]", ok[i].text, j);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(
+			pyj_parse_f32_list(bad[i], strlen(bad[i]), out, &n),
+			-EINVAL, "%s", bad[i]);
+}
+
+/*
+ * pyj_take_list_text gives a value's text up to the first ']' and steps
+ * past it; pyj_in_rewind puts the reader back, even after it has read
+ * on past the object's end.
+ */
+Test(pyjson, take_list_text_and_rewind)
+{
+	const char *text = "{\"a\" : [1, 2], \"b\": [\"]\", 3], \"c\": {}}";
+	struct pyj_in in;
+	struct pyj_mark m, mb;
+	const char *s;
+	size_t len;
+
+	pyj_in_init(&in, text, strlen(text));
+	cr_assert_eq(pyj_next(&in), PYJ_OBJ);
+	cr_assert_eq(pyj_next(&in), PYJ_KEY);
+	cr_assert_eq(pyj_take_list_text(&in, &m, &s, &len), 1);
+	cr_assert_eq(len, 6);
+	cr_assert_eq(strncmp(s, "[1, 2]", 6), 0);
+	cr_assert_eq(pyj_next(&in), PYJ_KEY);
+	cr_assert_eq(strncmp(in.str, "b", in.slen), 0);
+	cr_assert_eq(pyj_take_list_text(&in, &mb, &s, &len), 1);
+	cr_assert_eq(strncmp(s, "[\"]", len), 0);
+	/* the reader now stands inside a string: read on, then come back */
+	cr_assert_eq(pyj_next(&in), PYJ_ERROR);
+	pyj_in_rewind(&in, &mb);
+	cr_assert_eq(pyj_next(&in), PYJ_ARR);
+	cr_assert_eq(pyj_next(&in), PYJ_STR);
+	cr_assert_eq(pyj_next(&in), PYJ_NUM);
+	cr_assert_eq(pyj_next(&in), PYJ_ARR_END);
+	cr_assert_eq(pyj_next(&in), PYJ_KEY);
+	/* not a list: nothing consumed */
+	cr_assert_eq(pyj_take_list_text(&in, &m, &s, &len), 0);
+	cr_assert_eq(pyj_next(&in), PYJ_OBJ);
+	cr_assert_eq(pyj_next(&in), PYJ_OBJ_END);
+	cr_assert_eq(pyj_next(&in), PYJ_OBJ_END);
+	cr_assert_eq(pyj_next(&in), PYJ_EOF);
+	/* back from past the end, depth included */
+	pyj_in_rewind(&in, &mb);
+	cr_assert_eq(pyj_next(&in), PYJ_ARR);
+	cr_assert_eq(pyj_skip_value(&in), PYJ_STR);
+	pyj_in_free(&in);
+}
