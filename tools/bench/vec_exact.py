@@ -20,8 +20,12 @@ against one query on one core (with nq = 1 faiss does not use more anyway).
 import sys
 import time
 
-import faiss
-import numpy as np
+try:
+    import faiss
+    import numpy as np
+except ImportError as e:
+    sys.exit('vec_exact.py: run by /usr/bin/python3, it needs Debian\'s '
+             'python3-faiss and python3-numpy (%s)' % e)
 
 
 def read_fvecs(path):
