@@ -308,6 +308,9 @@ static int ve_old_fn(void *arg, const struct engine_vecs *v)
 }
 
 /* ids[qi * k + j]: the row number of hit j of query qi, -1 if none. */
+/* Stores opened with no HNSW graph: the exact scan is what is measured. */
+static struct store_opts ve_sopts;
+
 static void ve_store_query(struct store *s, const float *q, uint32_t dim,
 			   size_t k, long *ids)
 {
@@ -320,6 +323,7 @@ static void ve_store_query(struct store *s, const float *q, uint32_t dim,
 	sq.dim = dim;
 	sq.k = k;
 	sq.mode = STORE_MODE_VECTOR;
+	sq.exact = 1;
 	rc = store_query(s, &sq, &h, &n);
 	if (rc)
 		ve_die("store_query: %s (%s)", strerror(-rc),
@@ -357,7 +361,9 @@ static void ve_mount(const char *lodefs, const char *store_dir, const char *log)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(lodefs, lodefs, "-f", store_dir, ve_mnt, (char *)NULL);
+		/* no HNSW build competing with the exact scan */
+		execl(lodefs, lodefs, "-f", "-o", "ann_threshold=0", store_dir,
+		      ve_mnt, (char *)NULL);
 		_exit(127);
 	}
 	snprintf(parent, sizeof(parent), "%s/..", ve_mnt);
@@ -456,8 +462,10 @@ static char *ve_request(const float *q, uint32_t dim, size_t k, size_t *len)
 	for (j = 0; j < dim; j++)
 		n += (size_t)snprintf(b + n, cap - n, "%s%.9g", j ? "," : "",
 				      q[j]);
-	n += (size_t)snprintf(b + n, cap - n, "], \"similarity_top_k\": %zu}\n",
-			      k);
+	/* exact: this benchmark is the exact scan, not HNSW */
+	n += (size_t)snprintf(
+		b + n, cap - n,
+		"], \"similarity_top_k\": %zu, \"exact\": true}\n", k);
 	*len = n;
 	return b;
 }
@@ -537,6 +545,8 @@ int main(int argc, char **argv)
 	struct store *s;
 	struct stat st;
 
+	store_opts_init(&ve_sopts);
+	ve_sopts.ann_threshold = 0;
 	for (a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--lodefs") && a + 1 < argc)
 			lodefs = argv[++a];
@@ -625,7 +635,7 @@ int main(int argc, char **argv)
 		}
 		t0 = ve_now();
 		if ((rc = backend_local_open(store_p, &be)) ||
-		    (rc = store_open(be, NULL, &s)))
+		    (rc = store_open(be, &ve_sopts, &s)))
 			ve_die("%s: %s", store_p, strerror(-rc));
 		rc = store_vec_put_many(s, NULL, idv, base, dim, rows, dim,
 					NULL, NULL);
@@ -650,7 +660,7 @@ int main(int argc, char **argv)
 		int rc;
 
 		if ((rc = backend_local_open(store_p, &be)) ||
-		    (rc = store_open(be, NULL, &s)))
+		    (rc = store_open(be, &ve_sopts, &s)))
 			ve_die("%s: %s", store_p, strerror(-rc));
 	}
 	printf("config    %zu x %u float32 (%.1f MB), %zu queries, k=%zu, "
