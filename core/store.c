@@ -312,7 +312,9 @@ int store_open(struct backend *be, const struct store_opts *opts,
 		store_fail(rc, "bm25_bigram_weight must be 0 or more");
 		goto out_free;
 	}
-	rc = store_ann_new(s->opts.ann_threshold, &s->ann);
+	rc = vec_q8_set_new(&s->q8);
+	if (!rc)
+		rc = store_ann_new(s->opts.ann_threshold, &s->ann);
 	if (rc)
 		goto out_index;
 	if (s->opts.ann_no_build)
@@ -344,6 +346,7 @@ int store_open(struct backend *be, const struct store_opts *opts,
 	return 0;
 out_index:
 	store_ann_free(s->ann);
+	vec_q8_set_free(s->q8);
 	text_index_free(s->bm25);
 	store_observe_free(s);
 out_free:
@@ -359,6 +362,7 @@ void store_close(struct store *s)
 		return;
 	store_ann_free(s->ann); /* its builder reads the engine */
 	engine_close(s->eng);
+	vec_q8_set_free(s->q8);
 	embed_remote_free(s->embed);
 	text_index_free(s->bm25);
 	store_observe_free(s);
@@ -588,6 +592,7 @@ out:
 
 /* Reads one namespace's rows once for a chunk of queries. */
 struct store_vsearch {
+	struct vec_q8 *q8;
 	const float *queries;
 	size_t nq;
 	uint32_t dim;
@@ -616,7 +621,7 @@ static int store_vsearch_fn(void *arg, const struct engine_vecs *v)
 			qs[j].query = vs->queries + (i + j) * (size_t)vs->dim;
 			qs[j].k = vs->k;
 		}
-		rc = vec_topk_batch(v, vs->dim, qs, m);
+		rc = vec_topk_batch_q8(v, vs->dim, qs, m, vs->q8);
 		for (j = 0; j < m; j++) {
 			vs->hits[i + j] = qs[j].hits;
 			vs->nhits[i + j] = qs[j].n;
@@ -651,6 +656,7 @@ int store_vec_search(struct store *s, const char *ns, const float *queries,
 		return rc;
 	if (dim == 0)
 		return store_fail(-EINVAL, "empty query vectors");
+	vs.q8 = vec_q8_set_get(s->q8, coll);
 	rc = engine_with_vecs(s->eng, coll, store_vsearch_fn, &vs);
 	if (rc == -ENOENT)
 		return 0;

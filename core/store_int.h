@@ -58,6 +58,11 @@ struct store {
 	int bm25_loaded;
 	/* HNSW graphs of large vector namespaces (core/store_ann.h). */
 	struct store_ann *ann;
+	/*
+	 * int8 copies of large vector namespaces for exact search (vec.h,
+	 * vec_topk_batch_q8), kept in step by store_observe.
+	 */
+	struct vec_q8_set *q8;
 	/* Checkpoint extensions: [0] "bm25", [1] "hnsw". */
 	struct engine_ext exts[2];
 	/* Serialises read-modify-write sequences (ref_doc_info, triples). */

@@ -7,6 +7,7 @@
 
 #include "core/pyjson.h"
 #include "core/store_int.h"
+#include "core/vec.h"
 
 /*
  * The hints of the batch this thread is committing, set by
@@ -292,6 +293,9 @@ void store_observe(void *arg, const char *coll, const char *key,
 	if (flags & ENGINE_OBS_REMOTE)
 		store_note_change(s, coll, key, flags);
 	store_ann_observe(s->ann, coll, key, type, data, len, flags);
+	/* a put names the row it wrote; anything else frees the key's row */
+	vec_q8_set_observe(s->q8, coll, key,
+			   type == ENGINE_VEC ? (const float *)data : NULL);
 	if (strcmp(coll, STORE_C_DATA) != 0)
 		return;
 	/* A keyword index loaded from the checkpoint already has these. */

@@ -188,6 +188,7 @@ struct store_vscan {
 static int store_vscan(void *arg, const struct engine_vecs *v)
 {
 	struct store_vscan *vs = arg;
+	struct vec_q8 *z = NULL;
 
 	if (v->dim != vs->dim)
 		return store_fail(-EINVAL,
@@ -198,9 +199,18 @@ static int store_vscan(void *arg, const struct engine_vecs *v)
 		return vec_mmr(v, vs->query, vs->dim, vs->k, vs->threshold,
 			       vs->allow->set ? store_allow_fn : NULL,
 			       vs->allow, &vs->hits, &vs->n);
-	return vec_topk_shared(vs->s->eng, vs->coll, v, vs->query, vs->dim,
-			       vs->k, vs->allow->set ? store_allow_fn : NULL,
-			       vs->allow, &vs->hits, &vs->n);
+	/*
+	 * A filter letting fewer rows through than a namespace needs for an
+	 * int8 copy (a selective one the graph sent here, say) is scanned in
+	 * float32: the scan skips the tiles it excludes, and such queries
+	 * alone should not cost a copy of every row.
+	 */
+	if (!vs->allow->set || strset_count(vs->allow->set) >= VEC_Q8_MIN_ROWS)
+		z = vec_q8_set_get(vs->s->q8, vs->coll);
+	return vec_topk_shared_q8(vs->s->eng, vs->coll, z, v, vs->query,
+				  vs->dim, vs->k,
+				  vs->allow->set ? store_allow_fn : NULL,
+				  vs->allow, &vs->hits, &vs->n);
 }
 
 /*

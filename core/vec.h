@@ -119,6 +119,72 @@ int vec_kernel_select(const char *name);
 /* Names of the kernels this CPU runs, best first; returns how many. */
 int vec_kernel_list(const char **names, size_t max);
 
+/*
+ * The int8 first pass of large namespaces.  A namespace of at least
+ * VEC_Q8_MIN_ROWS rows gets, next to its float32 rows, an int8 copy
+ * (struct vec_q8: each row normalised, scaled by its largest component,
+ * rounded; about 26% of the float32 bytes at 384 dims) read instead of
+ * the float32 rows to find candidates.  Each int8 score comes with a proven
+ * bound on its distance from the exact cosine, so the candidates hold the
+ * exact top k, ties included; they are rescored in double as vec_topk
+ * does, and answers are bit-identical to vec_topk.  The copy is built at
+ * the first search that can use it and kept in step with the rows by
+ * vec_q8_observe (every vector put) and by a check of every row's key at
+ * each search (see core/vec_q8.c).
+ */
+#define VEC_Q8_MIN_ROWS 20000
+
+struct vec_q8;	   /* one namespace's int8 copy */
+struct vec_q8_set; /* a store's: one per vector collection */
+
+/* 0 or -ENOMEM; free with vec_q8_free (NULL is ok). */
+int vec_q8_new(struct vec_q8 **out);
+void vec_q8_free(struct vec_q8 *z);
+
+/*
+ * Tells z that the vector of `key` changed and is now at `row` (the
+ * pointer into the collection's block the engine observer hands out), or
+ * with row NULL that key was deleted.  Call it for every change of the
+ * collection, as the engine observer does (under the engine's write
+ * lock, so never during a search of the same collection).
+ */
+void vec_q8_observe(struct vec_q8 *z, const char *key, const float *row);
+
+/*
+ * vec_topk_batch with z's int8 copy (built or brought up to date first,
+ * while the caller holds the engine's read lock); without it (z NULL, too
+ * few rows, out of memory) exactly vec_topk_batch.
+ */
+int vec_topk_batch_q8(const struct engine_vecs *v, uint32_t dim,
+		      struct vec_query *qs, size_t nq, struct vec_q8 *z);
+
+/* vec_topk_shared through vec_topk_batch_q8 with z (the same for coll). */
+int vec_topk_shared_q8(const void *owner, const char *coll, struct vec_q8 *z,
+		       const struct engine_vecs *v, const float *query,
+		       uint32_t dim, size_t k, vec_filter_fn *filter, void *arg,
+		       struct vec_hit **hits, size_t *n);
+
+/* A set of copies by collection name; 0 or -ENOMEM.  NULL is ok to free. */
+int vec_q8_set_new(struct vec_q8_set **out);
+void vec_q8_set_free(struct vec_q8_set *s);
+/* The copy of coll (created empty if absent); NULL if out of memory. */
+struct vec_q8 *vec_q8_set_get(struct vec_q8_set *s, const char *coll);
+/* vec_q8_observe on coll's copy if it has one (s NULL: nothing). */
+void vec_q8_set_observe(struct vec_q8_set *s, const char *coll, const char *key,
+			const float *row);
+
+/*
+ * For tests and benchmarks: -1 automatic (the default: namespaces of
+ * VEC_Q8_MIN_ROWS rows or more), 0 never (the float32 scan), 1 always,
+ * whatever the size.  The environment variable LODEFS_VEC_Q8 (0 or 1)
+ * sets it at start.  Returns the previous mode.
+ */
+int vec_q8_mode(int mode);
+
+/* The int8 kernel in use: "avx512vnni", "avx2" or "generic" (it follows
+ * vec_kernel_select: "avx512" uses VNNI where the CPU has it). */
+const char *vec_q8_kernel_name(void);
+
 /* LlamaIndex's default mmr_threshold (weight of relevance over novelty). */
 #define VEC_MMR_THRESHOLD_DEFAULT 0.5
 

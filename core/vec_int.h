@@ -28,6 +28,30 @@ struct vec_kernel {
 const struct vec_kernel *vec_kernel_get(void);
 
 /*
+ * int8 kernels (core/vec_simd.c): out[j] = sum rows[j * stride + i] * q[i]
+ * for i < stride, exact in int32, rows unsigned and q signed (as
+ * vpdpbusd takes them).  stride is a multiple of 64.  The one in use
+ * follows the float32 kernel (vec_kernel_select).
+ */
+typedef void vec_q8_dots_fn(const int8_t *q, const uint8_t *rows, size_t n,
+			    size_t stride, int32_t *out);
+vec_q8_dots_fn *vec_q8_kernel(void);
+/* Rows z has coded since it was made (tests: what an update costs). */
+uint64_t vec_q8_coded(struct vec_q8 *z);
+
+/*
+ * The filter's verdict on every live row of v, before any is scored:
+ * (*allow)[b] bit i set = row i of block b passes (NULL for a block
+ * without rows).  0, -ENOMEM or the filter's error; free with
+ * vec_allow_free(*allow, v->nblocks) either way.
+ */
+int vec_allow_make(const struct engine_vecs *v, vec_filter_fn *filter,
+		   void *arg, uint8_t ***allow);
+void vec_allow_free(uint8_t **allow, size_t nblocks);
+/* 1 if any of bits [from, from + n) is set. */
+int vec_bits_any(const uint8_t *bits, size_t from, size_t n);
+
+/*
  * sum a[i] * b[i] in double with a fixed summation order (eight lanes,
  * then pairwise), so the result does not depend on compiler or CPU: the
  * scores SimpleVectorStore parity is checked against.

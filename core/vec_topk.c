@@ -147,24 +147,30 @@ static int vec_push_odd(struct vec_run *r, const float *row, const char *key)
 
 static void vec_run_free(struct vec_run *r, size_t nblocks)
 {
-	size_t b;
-
 	free(r->qn);
 	free(r->cand);
 	free(r->odd);
-	for (b = 0; r->allow && b < nblocks; b++)
-		free(r->allow[b]);
-	free(r->allow);
+	vec_allow_free(r->allow, nblocks);
 }
 
-/* The filter's verdict on every live row, before any row is scored. */
-static int vec_run_allow(struct vec_run *r, const struct engine_vecs *v)
+void vec_allow_free(uint8_t **allow, size_t nblocks)
 {
+	size_t b;
+
+	for (b = 0; allow && b < nblocks; b++)
+		free(allow[b]);
+	free(allow);
+}
+
+int vec_allow_make(const struct engine_vecs *v, vec_filter_fn *filter,
+		   void *arg, uint8_t ***allowp)
+{
+	uint8_t **allow;
 	size_t b, i;
 	int rc;
 
-	r->allow = calloc(v->nblocks ? v->nblocks : 1, sizeof(*r->allow));
-	if (!r->allow)
+	*allowp = allow = calloc(v->nblocks ? v->nblocks : 1, sizeof(*allow));
+	if (!allow)
 		return -ENOMEM;
 	for (b = 0; b < v->nblocks; b++) {
 		const struct engine_vec_block *blk = &v->blocks[b];
@@ -175,11 +181,11 @@ static int vec_run_allow(struct vec_run *r, const struct engine_vecs *v)
 		bits = calloc((blk->n + 7) / 8, 1);
 		if (!bits)
 			return -ENOMEM;
-		r->allow[b] = bits;
+		allow[b] = bits;
 		for (i = 0; i < blk->n; i++) {
 			if (!blk->keys[i])
 				continue;
-			rc = r->q->filter(r->q->arg, blk->keys[i]);
+			rc = filter(arg, blk->keys[i]);
 			if (rc < 0)
 				return rc;
 			if (rc)
@@ -224,7 +230,7 @@ static int vec_run_init(struct vec_run *r, struct vec_query *q,
 		r->qn[i] = (float)(q->query[i] * inv);
 	r->thr = -INFINITY;
 	if (q->filter) {
-		q->rc = vec_run_allow(r, v);
+		q->rc = vec_allow_make(v, q->filter, q->arg, &r->allow);
 		if (q->rc)
 			return q->rc;
 	}
@@ -265,8 +271,7 @@ static int vec_run_finish(struct vec_run *r, uint32_t dim, double twice_e)
 	return rc;
 }
 
-/* 1 if any of bits [from, from + n) is set. */
-static int vec_bits_any(const uint8_t *bits, size_t from, size_t n)
+int vec_bits_any(const uint8_t *bits, size_t from, size_t n)
 {
 	size_t i = from, end = from + n;
 
@@ -473,6 +478,7 @@ struct vec_wait {
 	const char *coll;
 	const struct engine_vecs *v;
 	uint32_t dim;
+	struct vec_q8 *q8; /* the collection's int8 copy, or NULL */
 	struct vec_query q;
 	int state; /* VEC_W_* */
 	struct vec_wait *next;
@@ -565,7 +571,7 @@ static void vec_co_lead(struct vec_wait *me)
 
 	for (i = 0; i < n; i++)
 		qs[i] = claimed[i]->q;
-	vec_topk_batch(me->v, me->dim, qs, n);
+	vec_topk_batch_q8(me->v, me->dim, qs, n, me->q8);
 
 	pthread_mutex_lock(&vec_co_lock);
 	for (i = 0; i < n; i++) {
@@ -585,19 +591,37 @@ int vec_topk_shared(const void *owner, const char *coll,
 		    uint32_t dim, size_t k, vec_filter_fn *filter, void *arg,
 		    struct vec_hit **hits, size_t *n)
 {
+	return vec_topk_shared_q8(owner, coll, NULL, v, query, dim, k, filter,
+				  arg, hits, n);
+}
+
+int vec_topk_shared_q8(const void *owner, const char *coll, struct vec_q8 *z,
+		       const struct engine_vecs *v, const float *query,
+		       uint32_t dim, size_t k, vec_filter_fn *filter, void *arg,
+		       struct vec_hit **hits, size_t *n)
+{
 	struct vec_wait me = {
 		.owner = owner,
 		.coll = coll,
 		.v = v,
 		.dim = dim,
+		.q8 = z,
 		.q = { .query = query, .k = k, .filter = filter, .arg = arg },
 	};
 	struct vec_wait **pp;
 
 	if (!hits || !n)
 		return -EINVAL;
-	if (!coll)
-		return vec_topk(v, query, dim, k, filter, arg, hits, n);
+	if (!coll) {
+		struct vec_query q = {
+			.query = query, .k = k, .filter = filter, .arg = arg
+		};
+		int rc = vec_topk_batch_q8(v, dim, &q, 1, z);
+
+		*hits = q.hits;
+		*n = q.n;
+		return rc;
+	}
 	pthread_mutex_lock(&vec_co_lock);
 	for (pp = &vec_co_queue; *pp; pp = &(*pp)->next)
 		;
