@@ -159,6 +159,12 @@ struct store_ann {
 	struct ann_ns *ns;
 	uint64_t loaded, built, discarded;
 	atomic_uint_fast64_t searches;
+	/*
+	 * Rows linked since the graphs were last saved in a checkpoint, and
+	 * the checkpoints the builder asked for (ann_should_save).
+	 */
+	atomic_uint_fast64_t unsaved;
+	uint64_t saves, save_failures; /* mu */
 };
 
 static struct ann_ns *ann_find(struct store_ann *a, const char *coll)
@@ -478,6 +484,7 @@ static int ann_link_one(struct store_ann *a, struct ann_ns *ns,
 	if (!rc && !p->dead) {
 		if (ann_map_put(&ns->map, p->key, id) == 0) {
 			hnsw_set_state(ns->g, id, HNSW_LIVE);
+			atomic_fetch_add(&a->unsaved, 1);
 			p->dead = 1;
 			ns->pend_live--;
 			ns->pend_novec -= !p->vec;
@@ -502,6 +509,32 @@ static int ann_link_one(struct store_ann *a, struct ann_ns *ns,
 }
 
 enum ann_job { ANN_NONE, ANN_FILL, ANN_DROP };
+
+/*
+ * Whether the builder, idle, should have the graphs saved: they hold at
+ * least `threshold` rows linked since the last save, and those are at
+ * least half of their live nodes.  A graph built in the background is
+ * otherwise saved only by the next checkpoint, which a mount writes after
+ * checkpoint_segments commits and a store that is only read never
+ * writes: each open would build it again (20 minutes and more at
+ * 1,000,000 x 384).  Growth by less than half waits for the next
+ * checkpoint, as every other change does: a checkpoint rewrites the
+ * whole store.
+ */
+static int ann_should_save(struct store_ann *a)
+{
+	uint64_t unsaved = atomic_load(&a->unsaved), live = 0;
+	struct ann_ns *ns;
+
+	if (!a->eng || unsaved < a->threshold)
+		return 0;
+	pthread_rwlock_rdlock(&a->lock);
+	for (ns = a->ns; ns; ns = ns->next)
+		if (ns->g && !ns->bad && !ns->loaded)
+			live += hnsw_size(ns->g) - hnsw_deleted(ns->g);
+	pthread_rwlock_unlock(&a->lock);
+	return unsaved * 2 >= live;
+}
 
 /* Finds a job other than linking (shared lock held); copies coll. */
 static enum ann_job ann_next_job(struct store_ann *a, char **coll)
@@ -602,6 +635,26 @@ static void *ann_builder(void *arg)
 		free(coll);
 		if (job != ANN_NONE || linked)
 			continue;
+		if (ann_should_save(a)) {
+			/*
+			 * No ann lock held: the checkpoint takes the engine's
+			 * locks, then saves the graphs (store_ann_ext_save).
+			 * A failure (a read-only store, a backend error) is
+			 * counted, not retried until as many rows are linked
+			 * again; the graphs are then saved by the next
+			 * checkpoint anyone writes.
+			 */
+			int rc = engine_checkpoint(a->eng);
+
+			atomic_store(&a->unsaved, 0);
+			pthread_mutex_lock(&a->mu);
+			if (rc)
+				a->save_failures++;
+			else
+				a->saves++;
+			pthread_mutex_unlock(&a->mu);
+			continue;
+		}
 
 		pthread_mutex_lock(&a->mu);
 		while (!a->stop && a->gen == gen) {
@@ -738,6 +791,10 @@ void store_ann_get_stats(struct store_ann *a, struct store_ann_stats *st)
 	st->built = a->built;
 	st->discarded = a->discarded;
 	st->searches = atomic_load(&a->searches);
+	pthread_mutex_lock(&a->mu);
+	st->saves = a->saves;
+	st->save_failures = a->save_failures;
+	pthread_mutex_unlock(&a->mu);
 	pthread_rwlock_unlock(&a->lock);
 }
 

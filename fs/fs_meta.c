@@ -194,16 +194,19 @@ static json_t *fs_meta_stats(struct fs *fs)
 		o, "cache",
 		json_pack("{s:I,s:b}", "inodes", (json_int_t)fs->itab_n,
 			  "keyword_index_loaded", st.keyword_index_loaded));
-	json_object_set_new(o, "ann",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-				      "graphs", (json_int_t)st.ann.graphs,
-				      "nodes", (json_int_t)st.ann.nodes,
-				      "deleted", (json_int_t)st.ann.deleted,
-				      "pending", (json_int_t)st.ann.pending,
-				      "loaded", (json_int_t)st.ann.loaded,
-				      "built", (json_int_t)st.ann.built,
-				      "discarded", (json_int_t)st.ann.discarded,
-				      "searches", (json_int_t)st.ann.searches));
+	json_object_set_new(
+		o, "ann",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "graphs",
+			  (json_int_t)st.ann.graphs, "nodes",
+			  (json_int_t)st.ann.nodes, "deleted",
+			  (json_int_t)st.ann.deleted, "pending",
+			  (json_int_t)st.ann.pending, "loaded",
+			  (json_int_t)st.ann.loaded, "built",
+			  (json_int_t)st.ann.built, "discarded",
+			  (json_int_t)st.ann.discarded, "searches",
+			  (json_int_t)st.ann.searches, "saves",
+			  (json_int_t)st.ann.saves, "save_failures",
+			  (json_int_t)st.ann.save_failures));
 	json_object_set_new(o, "persist", fs_persist_stats(fs));
 	json_object_set_new(o, "requests", ops);
 	json_object_set_new(o, "errors",

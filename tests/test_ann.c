@@ -530,6 +530,44 @@ Test(ann, graph_is_loaded_from_the_checkpoint_not_rebuilt)
 	cr_assert_str_neq(a.ids[0], "r00000");
 }
 
+/*
+ * A graph built in the background is saved by a checkpoint the builder
+ * asks for once it is complete, so the next open loads it: a store that
+ * is only read (or a mount with few commits) does not build it again at
+ * every open.  Later growth by less than half the graph waits for the
+ * next checkpoint anyone writes.
+ */
+Test(ann, completed_build_is_saved_without_a_checkpoint_by_the_caller)
+{
+	struct store_stats s;
+	uint64_t saves;
+	double r;
+
+	/* one put a commit: the builder may save once midway, too */
+	put_rows(0, NROWS - 200);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_geq(s.ann.saves, 1, "no checkpoint after the build");
+	saves = s.ann.saves;
+	cr_assert_eq(s.ann.save_failures, 0);
+	cr_assert_eq(s.ann.pending, 0);
+	/* a few more rows: linked, not worth a checkpoint of their own */
+	put_rows(NROWS - 200, NROWS);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.saves, saves, "a checkpoint for 200 rows");
+	reopen();
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.loaded, 1, "the graph was not in the checkpoint");
+	cr_assert_eq(s.ann.built, 0);
+	store_wait_index(st);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.ann.nodes, NROWS);
+	cr_assert_eq(s.ann.saves, 0, "a loaded graph saved again");
+	r = recall();
+	cr_assert_geq(r, 0.95, "recall@10 after reopen %.3f", r);
+}
+
 static int find_ext(void *arg, const char *key, uint64_t size)
 {
 	size_t n = strlen(key);
