@@ -627,6 +627,9 @@ static int pim_vector(struct pim *p)
  * '[' after its key to the first ']', memchr) and checks its key, and a
  * second thread converts the vectors of one chunk while this one finds
  * the next chunk's, then this thread puts them in the batch, in order.
+ * Finding is much quicker than converting, so this thread, when it
+ * waits for a chunk, converts vectors of it too: the two take its
+ * vectors one at a time (q->next), each into its own place in q->f.
  * The converter takes only what pyj_parse_f32_list takes (a flat list of
  * numbers that fit float32); for anything else (another value, NaN, a
  * number out of range, a ']' that was inside a string) it stops, and
@@ -651,11 +654,14 @@ struct pim_vq {
 	char *keys; /* NUL-terminated, back to back */
 	size_t klen, kcap;
 	size_t end; /* the reader's offset after the last vector */
-	/* the converter's */
+	/* vector i goes to f + foff[i] (room for slen[i] / 2 + 1 floats) */
 	float *f;
 	size_t fcap;
 	size_t foff[PIM_VQ], fn[PIM_VQ];
-	size_t bad; /* the first vector it did not take, or n */
+	atomic_size_t next; /* the next vector to take */
+	size_t done;	    /* vectors converted or refused (under mu) */
+	int busy;	    /* threads in pim_vq_work for it (under mu) */
+	size_t bad; /* the first vector refused, or n (under mu, once done) */
 };
 
 enum { PIM_VQ_FREE, PIM_VQ_FULL, PIM_VQ_DONE };
@@ -666,58 +672,62 @@ struct pim_vw {
 	pthread_cond_t cv;
 	int stop;
 	struct pim_vq q[2];
+	unsigned seq[2]; /* order the chunks were given in */
+	unsigned given;
 };
 
-static void pim_vq_convert(struct pim_vq *q)
+/*
+ * Converts vectors of q until none is left to take; either thread, with
+ * w->mu held (released while converting).  The first vector refused is
+ * the one the serial reading stops at: vectors after it are converted
+ * for nothing, which only a refusal costs.  q is done when every vector
+ * is and no thread is in here for it any more (so none can take a vector
+ * of the chunk q becomes next).
+ */
+static void pim_vq_work(struct pim_vw *w, struct pim_vq *q)
 {
-	size_t i, need = 0;
+	size_t i, did = 0, bad = SIZE_MAX;
 
-	for (i = 0; i < q->n; i++)
-		need += q->slen[i] / 2 + 1;
-	if (need > q->fcap) {
-		float *f = realloc(q->f, need * sizeof(*f));
-
-		if (!f) {
-			/* the serial reading will say -ENOMEM if it must */
-			q->bad = 0;
-			return;
-		}
-		q->f = f;
-		q->fcap = need;
+	q->busy++;
+	pthread_mutex_unlock(&w->mu);
+	while ((i = atomic_fetch_add(&q->next, 1)) < q->n) {
+		if (pyj_parse_f32_list(q->span[i], q->slen[i],
+				       q->f + q->foff[i], &q->fn[i]) &&
+		    i < bad)
+			bad = i;
+		did++;
 	}
-	need = 0;
-	for (i = 0; i < q->n; i++) {
-		q->foff[i] = need;
-		if (pyj_parse_f32_list(q->span[i], q->slen[i], q->f + need,
-				       &q->fn[i]))
-			break;
-		need += q->fn[i];
+	pthread_mutex_lock(&w->mu);
+	if (bad < q->bad)
+		q->bad = bad;
+	q->done += did;
+	q->busy--;
+	if (q->done == q->n && !q->busy) {
+		q->state = PIM_VQ_DONE;
+		pthread_cond_broadcast(&w->cv);
 	}
-	q->bad = i;
 }
 
-/* Converts whichever chunk is given (each stands alone). */
+/* Converts whichever chunk has vectors left, the older first. */
 static void *pim_vw_thread(void *arg)
 {
 	struct pim_vw *w = arg;
-	int i;
+	int i, j;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		i = w->q[0].state == PIM_VQ_FULL   ? 0
-		    : w->q[1].state == PIM_VQ_FULL ? 1
-						   : -1;
-		if (i < 0 && w->stop)
+		i = -1;
+		for (j = 0; j < 2; j++)
+			if (w->q[j].state == PIM_VQ_FULL &&
+			    atomic_load(&w->q[j].next) < w->q[j].n &&
+			    (i < 0 || (int)(w->seq[j] - w->seq[i]) < 0))
+				i = j;
+		if (i >= 0)
+			pim_vq_work(w, &w->q[i]);
+		else if (w->stop)
 			break;
-		if (i < 0) {
+		else
 			pthread_cond_wait(&w->cv, &w->mu);
-			continue;
-		}
-		pthread_mutex_unlock(&w->mu);
-		pim_vq_convert(&w->q[i]);
-		pthread_mutex_lock(&w->mu);
-		w->q[i].state = PIM_VQ_DONE;
-		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -725,17 +735,63 @@ static void *pim_vw_thread(void *arg)
 
 static void pim_vq_give(struct pim_vw *w, struct pim_vq *q)
 {
+	size_t i, need = 0;
+
+	for (i = 0; i < q->n; i++) {
+		q->foff[i] = need;
+		need += q->slen[i] / 2 + 1;
+	}
+	atomic_store(&q->next, 0);
+	q->done = 0;
+	q->bad = q->n;
+	if (need > q->fcap) {
+		float *f = realloc(q->f, need * sizeof(*f));
+
+		if (!f) {
+			/* the serial reading will say -ENOMEM if it must */
+			q->bad = 0;
+			atomic_store(&q->next, q->n);
+			pthread_mutex_lock(&w->mu);
+			q->state = PIM_VQ_DONE;
+			pthread_mutex_unlock(&w->mu);
+			return;
+		}
+		q->f = f;
+		q->fcap = need;
+	}
 	pthread_mutex_lock(&w->mu);
 	q->state = PIM_VQ_FULL;
+	w->seq[q == &w->q[1]] = w->given++;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Until q is converted, helping. */
 static void pim_vq_wait(struct pim_vw *w, struct pim_vq *q)
 {
 	pthread_mutex_lock(&w->mu);
+	if (q->state == PIM_VQ_FULL)
+		pim_vq_work(w, q);
 	while (q->state == PIM_VQ_FULL)
 		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Until q (later vectors, to be dropped) is left alone, converting none. */
+static void pim_vq_cancel(struct pim_vw *w, struct pim_vq *q)
+{
+	size_t from;
+
+	pthread_mutex_lock(&w->mu);
+	if (q->state == PIM_VQ_FULL) {
+		from = atomic_exchange(&q->next, q->n);
+		if (from < q->n)
+			q->done += q->n - from;
+		if (q->done == q->n && !q->busy)
+			q->state = PIM_VQ_DONE;
+		while (q->state == PIM_VQ_FULL)
+			pthread_cond_wait(&w->cv, &w->mu);
+	}
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -749,10 +805,12 @@ static int pim_vq_free(struct pim_vw *w, const struct pim_vq *q)
 	return st == PIM_VQ_FREE;
 }
 
-static void pim_vq_reset(struct pim_vq *q)
+static void pim_vq_reset(struct pim_vw *w, struct pim_vq *q)
 {
+	pthread_mutex_lock(&w->mu);
 	q->state = PIM_VQ_FREE;
 	q->n = 0;
+	pthread_mutex_unlock(&w->mu);
 	q->klen = 0;
 }
 
@@ -815,14 +873,14 @@ static int pim_vq_put(struct pim *p, struct pim_vw *w, struct pim_vq *q,
 	pim_tick_at(p, q->bad < q->n ? (size_t)(q->mark[q->bad].p - p->data)
 				     : q->end);
 	if (q->bad == q->n) {
-		pim_vq_reset(q);
+		pim_vq_reset(w, q);
 		return 0;
 	}
-	pim_vq_wait(w, o);
-	pim_vq_reset(o);
+	pim_vq_cancel(w, o);
+	pim_vq_reset(w, o);
 	pyj_in_rewind(&p->in, &q->mark[i]);
 	memcpy(p->key, q->keys + q->koff[i], strlen(q->keys + q->koff[i]) + 1);
-	pim_vq_reset(q);
+	pim_vq_reset(w, q);
 	*back = 1;
 	rc = pim_vector(p);
 	pim_tick(p);

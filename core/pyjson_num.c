@@ -694,8 +694,36 @@ int pyj_parse_f64(const char *s, size_t len, double *out)
  * |e10| <= 22, w 10^e10 in double is within 2 ulps of the exact value
  * (two roundings).  Its rounding to float32 is then the right one unless
  * it lies within 2 ulps of a float32 rounding midpoint (the low 29 bits
- * of the double's significand near 2^28): then strtof decides.
+ * of the double's significand near 2^28): then strtof decides.  This is
+ * that fast path for what pyj_decimal read: 1 with *out, or 0 if strtof
+ * must decide (or the number overflows float32).
  */
+static inline int pyj_f32_fast(bool neg, uint64_t w, int e10, bool trunc,
+			       float *out)
+{
+	if (!w) {
+		*out = neg ? -0.0f : 0.0f;
+		return 1;
+	}
+	if (pyj_likely(!trunc && e10 >= -22 && e10 <= 22)) {
+		double d = (double)w;
+		uint64_t bits, low;
+		float v;
+
+		d = e10 < 0 ? d / pyj_pow10[-e10] : d * pyj_pow10[e10];
+		memcpy(&bits, &d, sizeof(bits));
+		low = bits & ((1u << 29) - 1);
+		if (low - ((1u << 28) - 4) > 8) {
+			v = (float)d;
+			if (pyj_unlikely(isinf(v)))
+				return 0;
+			*out = neg ? -v : v;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int pyj_parse_f32(const char *s, size_t len, float *out)
 {
 	bool neg, trunc;
@@ -712,25 +740,8 @@ int pyj_parse_f32(const char *s, size_t len, float *out)
 		*out = (float)sv;
 		return 0;
 	}
-	if (!w) {
-		*out = neg ? -0.0f : 0.0f;
+	if (pyj_f32_fast(neg, w, e10, trunc, out))
 		return 0;
-	}
-	if (pyj_likely(!trunc && e10 >= -22 && e10 <= 22)) {
-		double d = (double)w;
-		uint64_t bits, low;
-
-		d = e10 < 0 ? d / pyj_pow10[-e10] : d * pyj_pow10[e10];
-		memcpy(&bits, &d, sizeof(bits));
-		low = bits & ((1u << 29) - 1);
-		if (low - ((1u << 28) - 4) > 8) {
-			v = (float)d;
-			if (pyj_unlikely(isinf(v)))
-				return -EINVAL;
-			*out = neg ? -v : v;
-			return 0;
-		}
-	}
 	v = pyj_strtof_n(s, len, &err);
 	if (err)
 		return err;
@@ -752,9 +763,22 @@ int pyj_parse_f32_list(const char *s, size_t len, float *out, size_t *n)
 	if (p < end && *p == ']')
 		goto close;
 	for (;;) {
-		q = pyj_scan_number(p, end, &is_int);
-		if (!q || pyj_parse_f32(p, (size_t)(q - p), &out[k]))
-			return -EINVAL;
+		bool neg, trunc;
+		uint64_t w;
+		int e10;
+
+		/*
+		 * Read once: pyj_decimal finds where a number in JSON's
+		 * grammar ends as pyj_scan_number does, and the fast path
+		 * takes most; the rest (NaN, many digits, near a midpoint,
+		 * not a number) go the way of a single number.
+		 */
+		q = pyj_decimal(p, end, &neg, &w, &e10, &trunc);
+		if (!q || !pyj_f32_fast(neg, w, e10, trunc, &out[k])) {
+			q = pyj_scan_number(p, end, &is_int);
+			if (!q || pyj_parse_f32(p, (size_t)(q - p), &out[k]))
+				return -EINVAL;
+		}
 		k++;
 		p = pyj_skip_ws(q, end);
 		if (p < end && *p == ']')

@@ -1,5 +1,6 @@
 /* store_observe.c - the keyword index follows docstore/data, with hints. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,213 @@
  * engine calls the observer in the committing thread.
  */
 static _Thread_local struct store_hints *store_hints_cur;
+
+/*
+ * The keyword index of a batch analysed ahead (an import) is built on a
+ * thread of its own while the engine applies the batch on this one: the
+ * observer queues each change of the index, in batch order, and the
+ * thread makes them in that order, so the index is the one the observer
+ * would build alone; the commit returns once the queue is empty.  The
+ * changes are the observer's own (the text found, the document analysed
+ * ahead, the removal), only deferred.  Short of memory for the queue,
+ * the observer waits for it to empty and goes on alone.
+ */
+#define STORE_KWQ_BLK 256
+
+struct store_kwop {
+	const char *key; /* a hint's (borrowed) or `own` */
+	char *own;	 /* key, then the text, one block */
+	const char *text;
+	size_t text_len;
+	int64_t prep; /* a document of the prep, STORE_HINT_TEXT or _NONE */
+};
+
+struct store_kwblk {
+	struct store_kwblk *next;
+	size_t n; /* ops published (under mu) */
+	struct store_kwop op[STORE_KWQ_BLK];
+};
+
+struct store_kwq {
+	struct text_index *idx;
+	struct text_prep *prep;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct store_kwblk *head, *tail; /* the thread's, this one's */
+	int done, waiting;
+};
+
+static _Thread_local struct store_kwq *store_kwq_cur;
+
+static void store_kwop_apply(struct store_kwq *q, const struct store_kwop *o)
+{
+	if (o->prep >= 0) {
+		/* as the observer would (it checked that the document fits) */
+		if (text_index_put_prepared(q->idx, o->key, q->prep,
+					    (uint32_t)o->prep))
+			text_index_put_prepared(q->idx, o->key, q->prep,
+						(uint32_t)o->prep);
+	} else if (o->prep == STORE_HINT_TEXT) {
+		text_index_put(q->idx, o->key, o->text, o->text_len);
+	} else {
+		text_index_del(q->idx, o->key);
+	}
+}
+
+static void *store_kwq_run(void *arg)
+{
+	struct store_kwq *q = arg;
+	struct store_kwblk *b = q->head, *next;
+	size_t i = 0, n;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		while (i == b->n && !b->next && !q->done) {
+			q->waiting = 1;
+			pthread_cond_wait(&q->cv, &q->mu);
+			q->waiting = 0;
+		}
+		if (i == b->n) {
+			if (!b->next)
+				break; /* done */
+			/* a full block: this one no longer touches it */
+			next = b->next;
+			pthread_mutex_unlock(&q->mu);
+			for (i = 0; i < b->n; i++)
+				free(b->op[i].own);
+			free(b);
+			pthread_mutex_lock(&q->mu);
+			b = next;
+			q->head = b;
+			i = 0;
+			continue;
+		}
+		n = b->n;
+		pthread_mutex_unlock(&q->mu);
+		for (; i < n; i++)
+			store_kwop_apply(q, &b->op[i]);
+		pthread_mutex_lock(&q->mu);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/* A queue for the keyword index of a commit of h, or NULL (no thread). */
+static struct store_kwq *store_kwq_start(struct store *s, struct store_hints *h)
+{
+	struct store_kwq *q;
+
+	if (!h->prep || !text_prep_count(h->prep))
+		return NULL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	q->head = q->tail = calloc(1, sizeof(*q->head));
+	q->idx = s->bm25;
+	q->prep = h->prep;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	if (!q->head || pthread_create(&q->th, NULL, store_kwq_run, q)) {
+		pthread_cond_destroy(&q->cv);
+		pthread_mutex_destroy(&q->mu);
+		free(q->head);
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+/* Waits for every change queued to be made, then frees q. */
+static void store_kwq_finish(struct store_kwq *q)
+{
+	struct store_kwblk *b, *next;
+	size_t i;
+
+	pthread_mutex_lock(&q->mu);
+	q->done = 1;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->th, NULL);
+	for (b = q->head; b; b = next) {
+		next = b->next;
+		for (i = 0; i < b->n; i++)
+			free(b->op[i].own);
+		free(b);
+	}
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+/*
+ * Queues a change of the keyword index (key borrowed from a hint, or
+ * copied with the text): 0, or -ENOMEM after the queue was emptied and
+ * dropped (the caller makes the change itself, in order).
+ */
+static int store_kw_queue(const char *key, const char *borrowed,
+			  const char *text, size_t text_len, int64_t prep)
+{
+	struct store_kwq *q = store_kwq_cur;
+	struct store_kwop *o;
+	struct store_kwblk *b;
+	size_t kl;
+
+	if (q->tail->n == STORE_KWQ_BLK) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			goto fail;
+		pthread_mutex_lock(&q->mu);
+		q->tail->next = b;
+		pthread_mutex_unlock(&q->mu);
+		q->tail = b;
+	}
+	o = &q->tail->op[q->tail->n];
+	memset(o, 0, sizeof(*o));
+	o->prep = prep;
+	if (borrowed) {
+		o->key = borrowed;
+	} else {
+		kl = strlen(key) + 1;
+		o->own = malloc(kl + text_len);
+		if (!o->own)
+			goto fail;
+		memcpy(o->own, key, kl);
+		if (text_len)
+			memcpy(o->own + kl, text, text_len);
+		o->key = o->own;
+		o->text = o->own + kl;
+		o->text_len = text_len;
+	}
+	pthread_mutex_lock(&q->mu);
+	q->tail->n++;
+	if (q->waiting)
+		pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+fail:
+	store_kwq_cur = NULL;
+	store_kwq_finish(q);
+	return -ENOMEM;
+}
+
+/* The observer's changes of the keyword index, queued when there is one. */
+static void store_kw_del(struct store *s, const char *key)
+{
+	if (store_kwq_cur &&
+	    !store_kw_queue(key, NULL, NULL, 0, STORE_HINT_NONE))
+		return;
+	text_index_del(s->bm25, key);
+}
+
+static void store_kw_put(struct store *s, const char *key, const char *text,
+			 size_t len)
+{
+	if (store_kwq_cur &&
+	    !store_kw_queue(key, NULL, text, len, STORE_HINT_TEXT))
+		return;
+	text_index_put(s->bm25, key, text, len);
+}
 
 /* Room for one more hint: 0 or -ENOMEM. */
 static int store_hints_grow(struct store_hints *h)
@@ -105,7 +313,11 @@ int store_commit_hinted_with(struct store *s, struct engine_batch *b,
 
 	h->next = 0;
 	store_hints_cur = h;
+	store_kwq_cur = store_kwq_start(s, h);
 	rc = commit(s->eng, b);
+	if (store_kwq_cur)
+		store_kwq_finish(store_kwq_cur);
+	store_kwq_cur = NULL;
 	store_hints_cur = NULL;
 	return rc;
 }
@@ -302,22 +514,27 @@ void store_observe(void *arg, const char *coll, const char *key,
 	if ((flags & ENGINE_OBS_CHECKPOINT) && s->bm25_loaded)
 		return;
 	if (type != ENGINE_JSON) {
-		text_index_del(s->bm25, key);
+		store_kw_del(s, key);
 		return;
 	}
 	hint = store_hints_cur && !flags
 		       ? store_hint_find(store_hints_cur, key, data, len)
 		       : NULL;
 	if (hint && hint->prep == STORE_HINT_NONE) {
-		text_index_del(s->bm25, key);
+		store_kw_del(s, key);
 		return;
 	}
+	if (hint && hint->prep >= 0 && store_kwq_cur &&
+	    text_prep_fits(s->bm25, store_hints_cur->prep,
+			   (uint32_t)hint->prep) &&
+	    !store_kw_queue(key, hint->key, NULL, 0, hint->prep))
+		return;
 	if (hint && hint->prep >= 0 &&
 	    text_index_put_prepared(s->bm25, key, store_hints_cur->prep,
 				    (uint32_t)hint->prep) == 0)
 		return;
 	if (hint && hint->prep == STORE_HINT_TEXT) {
-		text_index_put(s->bm25, key, hint->text, hint->text_len);
+		store_kw_put(s, key, hint->text, hint->text_len);
 		return;
 	}
 	/*
@@ -327,19 +544,19 @@ void store_observe(void *arg, const char *coll, const char *key,
 	 */
 	rc = store_node_text(&s->obs_buf, data, len, &t, &tlen);
 	if (rc == 1) {
-		text_index_put(s->bm25, key, t, tlen);
+		store_kw_put(s, key, t, tlen);
 		return;
 	}
 	if (rc == 0) {
-		text_index_del(s->bm25, key);
+		store_kw_del(s, key);
 		return;
 	}
 	w = json_loadb(data, len, 0, NULL);
 	text = json_object_get(json_object_get(w, "__data__"), "text");
 	if (json_is_string(text))
-		text_index_put(s->bm25, key, json_string_value(text),
-			       json_string_length(text));
+		store_kw_put(s, key, json_string_value(text),
+			     json_string_length(text));
 	else
-		text_index_del(s->bm25, key);
+		store_kw_del(s, key);
 	json_decref(w);
 }

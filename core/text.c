@@ -180,8 +180,20 @@ static int text_emit(char *tok, size_t len, int ascii_az, unsigned flags,
 	return fn(arg, tok, len);
 }
 
-int text_tokenize(const char *text, size_t len, unsigned flags,
-		  text_token_fn *fn, void *arg)
+static inline int text_emit_raw(char *tok, size_t len, int az, text_raw_fn *fn,
+				void *arg)
+{
+	tok[len] = '\0';
+	return fn(arg, tok, len, az);
+}
+
+/*
+ * The tokeniser of both: each token goes to fn after `flags`, or with raw
+ * set, as it was found (lowercased, not stopped or stemmed) to raw_fn,
+ * which is told whether it is made of a-z only.
+ */
+static inline int text_scan(const char *text, size_t len, unsigned flags,
+			    text_token_fn *fn, text_raw_fn *raw_fn, void *arg)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	char tok[TEXT_TOKEN_MAX + 1];
@@ -220,7 +232,8 @@ int text_tokenize(const char *text, size_t len, unsigned flags,
 				n += step;
 			}
 		} else if (n) {
-			rc = text_emit(tok, n, az, flags, fn, arg);
+			rc = raw_fn ? text_emit_raw(tok, n, az, raw_fn, arg)
+				    : text_emit(tok, n, az, flags, fn, arg);
 			if (rc)
 				return rc;
 			n = 0;
@@ -230,6 +243,18 @@ int text_tokenize(const char *text, size_t len, unsigned flags,
 		i += step;
 	}
 	if (n)
-		return text_emit(tok, n, az, flags, fn, arg);
+		return raw_fn ? text_emit_raw(tok, n, az, raw_fn, arg)
+			      : text_emit(tok, n, az, flags, fn, arg);
 	return 0;
+}
+
+int text_tokenize(const char *text, size_t len, unsigned flags,
+		  text_token_fn *fn, void *arg)
+{
+	return text_scan(text, len, flags, fn, NULL, arg);
+}
+
+int text_tokenize_raw(const char *text, size_t len, text_raw_fn *fn, void *arg)
+{
+	return text_scan(text, len, 0, NULL, fn, arg);
 }

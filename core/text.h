@@ -197,9 +197,10 @@ int text_index_put(struct text_index *idx, const char *id, const char *text,
  * text_index_put_prepared(idx, id, p, doc) does what
  * text_index_put(idx, id, text, len) would have done with that text,
  * to the byte.  A batch is made for one index (its bigram setting) and
- * is used by one thread at a time; text_index_put_prepared only reads
- * it.  Memory: about 8 bytes per distinct term of each document, plus
- * the batch's vocabulary.
+ * is used by one thread at a time, text_index_put_prepared included (it
+ * caches in the batch the index's number of each term, so a term shared
+ * by many documents is looked up once).  Memory: about 8 bytes per
+ * distinct term of each document, plus the batch's vocabulary.
  */
 struct text_prep;
 /* 0, -EINVAL, -ENOMEM; *out freed with text_prep_free. */
@@ -216,7 +217,14 @@ uint32_t text_prep_count(const struct text_prep *p);
  * -ENOMEM (the index is as before).
  */
 int text_index_put_prepared(struct text_index *idx, const char *id,
-			    const struct text_prep *p, uint32_t doc);
+			    struct text_prep *p, uint32_t doc);
+/*
+ * Whether text_index_put_prepared(idx, id, p, doc) takes the document
+ * (the same bigram setting, a document of p); it may still run short of
+ * memory.
+ */
+int text_prep_fits(const struct text_index *idx, const struct text_prep *p,
+		   uint32_t doc);
 
 /* Removes the document `id`.  Returns 0, or -ENOENT if it is absent. */
 int text_index_del(struct text_index *idx, const char *id);

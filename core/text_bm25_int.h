@@ -77,6 +77,11 @@ struct text_index {
 	uint64_t post_bytes; /* capacity of all postings lists */
 	uint64_t fwd_bytes;  /* of all documents' term lists */
 	uint64_t id_bytes;
+	/*
+	 * Unique among the indexes of the process (never reused), so that
+	 * a text_prep can tell which index its cached term numbers are of.
+	 */
+	uint64_t serial;
 };
 
 /* --- the id map (text_bm25.c) -------------------------------------------- */

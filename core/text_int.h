@@ -76,6 +76,17 @@ static inline uint32_t text_varint_get(const uint8_t **pp)
 	return v;
 }
 
+/*
+ * A token as text_tokenize finds it, before stopwords and stemming:
+ * lowercased, NUL-terminated in a buffer of TEXT_TOKEN_MAX + 1 bytes the
+ * callee may change; az says whether the word was made of a-z only (the
+ * words TEXT_STEM stems; a word cut at TEXT_TOKEN_MAX is judged whole).
+ */
+typedef int text_raw_fn(void *arg, char *tok, size_t len, int az);
+
+/* text_tokenize handing over the raw tokens. */
+int text_tokenize_raw(const char *text, size_t len, text_raw_fn *fn, void *arg);
+
 /* --- interned strings (text_strs.c) -------------------------------------- */
 
 /*

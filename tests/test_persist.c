@@ -693,6 +693,163 @@ Test(persist, imported_nodes_are_indexed_as_jansson_reads_their_text)
 	free(big.p);
 }
 
+/*
+ * Node i of version v of kw_docstore: a pseudo-random text over a small
+ * vocabulary (so terms and word pairs recur), with some nodes that have
+ * no text, an empty one and stopwords only.
+ */
+static void kw_node(struct buf *b, int v, int i)
+{
+	static const char *const words[] = {
+		"river",       "stone", "bridge", "running", "runs",
+		"the",	       "of",	"light",  "tower",   "paris",
+		"apple",       "trees", "grow",	  "on",	     "caf\\u00e9",
+		"na\\u00efve", "2024",	"x86",	  "shadow",  "market",
+	};
+	unsigned r = (unsigned)(i * 2654435761u) ^ (unsigned)(v * 40503u);
+	char node[4096];
+	size_t len = 0, nw, j;
+
+	len += (size_t)snprintf(node + len, sizeof(node) - len,
+				"\"n%d\": {\"__data__\": {\"id_\": \"n%d\"", i,
+				i);
+	if ((i + v) % 17 == 3) {
+		len += (size_t)snprintf(node + len, sizeof(node) - len,
+					"}, \"__type__\": \"1\"}");
+	} else {
+		len += (size_t)snprintf(node + len, sizeof(node) - len,
+					", \"text\": \"");
+		nw = (i + v) % 29 == 5 ? 0 : 1 + r % 60;
+		if ((i + v) % 31 == 7)
+			len += (size_t)snprintf(node + len, sizeof(node) - len,
+						"the of on ");
+		for (j = 0; j < nw; j++) {
+			r = r * 1103515245u + 12345u;
+			len += (size_t)snprintf(
+				node + len, sizeof(node) - len, "%s ",
+				words[(r >> 16) %
+				      (sizeof(words) / sizeof(*words))]);
+		}
+		len += (size_t)snprintf(node + len, sizeof(node) - len,
+					"\"}, \"__type__\": \"1\"}");
+	}
+	buf_write(b, node, len);
+}
+
+/* docstore.json of nodes [from, to) of version v, the JSON of each too. */
+static char *kw_docstore(int v, int from, int to)
+{
+	struct buf b = { 0 };
+	int i;
+
+	buf_write(&b, "{\"docstore/data\": {", 19);
+	for (i = from; i < to; i++) {
+		if (i > from)
+			buf_write(&b, ", ", 2);
+		kw_node(&b, v, i);
+	}
+	buf_write(&b, "}}", 3);
+	return b.p;
+}
+
+/* store_node_put of each node of kw_docstore(v, from, to). */
+static void kw_put_each(struct store *s, int v, int from, int to)
+{
+	struct buf b = { 0 };
+	char *colon;
+	int i;
+
+	for (i = from; i < to; i++) {
+		b.len = 0;
+		kw_node(&b, v, i);
+		colon = strchr(b.p, ':');
+		cr_assert_eq(store_node_put(s, colon + 2,
+					    b.len - (size_t)(colon + 2 - b.p)),
+			     0, "n%d: %s", i, store_last_error());
+	}
+	free(b.p);
+}
+
+/* The same keyword hits, in the same order, with the same scores. */
+static void kw_same_hits(struct store *a, struct store *b)
+{
+	static const char *const queries[] = {
+		"river",
+		"stone bridge",
+		"running",
+		"runs river",
+		"caf\u00e9",
+		"na\u00efve light",
+		"2024",
+		"x86 market",
+		"the",
+		"tower paris",
+		"apple trees grow",
+		"shadow market river stone",
+		"grow on trees",
+	};
+	struct store_hit *ha, *hb;
+	size_t na, nb, i, j;
+
+	for (i = 0; i < sizeof(queries) / sizeof(*queries); i++) {
+		struct store_query q = { .text = queries[i],
+					 .k = 50,
+					 .alpha = -1,
+					 .mode = STORE_MODE_KEYWORD };
+
+		cr_assert_eq(store_query(a, &q, &ha, &na), 0, "%s",
+			     store_last_error());
+		cr_assert_eq(store_query(b, &q, &hb, &nb), 0, "%s",
+			     store_last_error());
+		cr_assert_eq(na, nb, "%s", queries[i]);
+		for (j = 0; j < na; j++) {
+			cr_assert_str_eq(ha[j].node_id, hb[j].node_id, "%s",
+					 queries[i]);
+			cr_assert_eq(ha[j].score, hb[j].score, "%s",
+				     queries[i]);
+		}
+		store_hits_free(ha, na);
+		store_hits_free(hb, nb);
+	}
+}
+
+/*
+ * An import builds its keyword index on another thread while the batch
+ * is applied: the answers are those of the same nodes written one by
+ * one, for a first import (more nodes than a block of the queue) and for
+ * one that replaces it (removals queued before the puts).
+ */
+Test(persist, imported_keyword_index_answers_as_nodes_written_one_by_one)
+{
+	struct backend *be2;
+	struct store *one;
+	char *text;
+
+	cr_assert_eq(backend_memory_open(&be2), 0);
+	cr_assert_eq(store_open(be2, NULL, &one), 0);
+	text = kw_docstore(0, 0, 700);
+	import_ok("docstore.json", text);
+	free(text);
+	kw_put_each(one, 0, 0, 700);
+	kw_same_hits(st, one);
+	/* 700 nodes, 659 with a text (n3, n20, ... have none) */
+	cr_assert_eq(check_index_as_jansson_reads(), 659);
+	/* a second import: nodes gone, changed, new */
+	text = kw_docstore(1, 300, 1000);
+	import_ok("docstore.json", text);
+	free(text);
+	kw_put_each(one, 1, 300, 1000);
+	for (int i = 0; i < 300; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "n%d", i);
+		cr_assert_eq(store_node_del(one, id), 0);
+	}
+	kw_same_hits(st, one);
+	store_close(one);
+	backend_close(be2);
+}
+
 Test(persist, fixtures_are_indexed_as_jansson_reads_their_text)
 {
 	static const char *const dirs[] = {

@@ -2905,6 +2905,78 @@ Test(pyjson, parse_f32_list_takes_flat_number_lists_only)
 }
 
 /*
+ * A list is read in one pass (pyj_decimal finding each number's end),
+ * not as pyj_scan_number then pyj_parse_f32: the same floats, for the
+ * numbers vector stores hold (17 significant digits, as Python writes a
+ * float32 widened to a double), shorter and longer ones, exponents,
+ * zeros, float32 rounding midpoints and numbers out of the fast path.
+ */
+Test(pyjson, parse_f32_list_reads_each_number_as_parse_f32)
+{
+	static const char *const odd[] = {
+		"0",
+		"-0.0",
+		"1e-60",
+		"3.4028235677973366e+38",
+		"1.401298464324817e-45",
+		"0.100000001490116119384765625",
+		"16777217",
+		"1.00000005960464477539062500001",
+		"1.000000059604644775390625",
+		"123456789012345678901234567890",
+		"9.99999999999999999999e-23",
+		"5e-324",
+		"-7E+2",
+		"2.5e-1",
+	};
+	char *text = malloc(64 * 4200), one[64];
+	float *out = malloc(4200 * sizeof(*out)), want;
+	size_t len = 0, n, i, k = 0, starts[4200], lens[4200];
+	uint64_t u = 88172645463325252ull;
+	double d;
+	float f;
+
+	cr_assert(text && out);
+	text[len++] = '[';
+	for (i = 0; i < 4000 + sizeof(odd) / sizeof(*odd); i++) {
+		if (i < sizeof(odd) / sizeof(*odd)) {
+			snprintf(one, sizeof(one), "%s", odd[i]);
+		} else {
+			u ^= u << 13;
+			u ^= u >> 7;
+			u ^= u << 17;
+			memcpy(&f,
+			       &(uint32_t){ (uint32_t)(u >> 32) & 0xbf7fffffu },
+			       sizeof(f));
+			d = f;
+			if (i % 5 == 0) /* a midpoint of two float32s */
+				d += ((double)nextafterf(f, 1e30f) - d) / 2;
+			snprintf(one, sizeof(one), i % 3 ? "%.17g" : "%.9g", d);
+		}
+		if (k)
+			text[len++] = ',';
+		if (i % 7 == 0)
+			text[len++] = ' ';
+		starts[k] = len;
+		lens[k] = strlen(one);
+		memcpy(text + len, one, lens[k]);
+		len += lens[k++];
+	}
+	text[len++] = ']';
+	cr_assert_eq(pyj_parse_f32_list(text, len, out, &n), 0);
+	cr_assert_eq(n, k);
+	for (i = 0; i < k; i++) {
+		cr_assert_eq(pyj_parse_f32(text + starts[i], lens[i], &want), 0,
+			     "%.*s", (int)lens[i], text + starts[i]);
+		cr_assert_eq(memcmp(&want, &out[i], sizeof(want)), 0,
+			     "%.*s: %a, want %a", (int)lens[i],
+			     text + starts[i], (double)out[i], (double)want);
+	}
+	free(text);
+	free(out);
+}
+
+/*
  * pyj_take_list_text gives a value's text up to the first ']' and steps
  * past it; pyj_in_rewind puts the reader back, even after it has read
  * on past the object's end.

@@ -2009,11 +2009,49 @@ Test(cranfield, bm25_ranks_judged_documents_first)
  * sharing terms, a replacement, empty and stopword-only texts): the same
  * saved bytes, with and without bigrams.
  */
+#define LONG64                             \
+	"abcdefghijklmnopqrstuvwxyzabcdef" \
+	"ghijklmnopqrstuvwxyzabcdefghings"
+
+/*
+ * Text i of prepared_equals_put: mostly persist_text's, and some that
+ * the analysis treats apart: empty, stopwords only, words and pairs
+ * repeated, non-ASCII words, and words cut at TEXT_TOKEN_MAX bytes: one
+ * of a-z only (stemmed), the same 64 letters followed by a digit past
+ * the cut (not stemmed: the word was not made of a-z only) and by a
+ * non-ASCII letter.
+ */
+static size_t prep_text(int i, unsigned *seed, char *text)
+{
+	static const char *const special[] = {
+		"",
+		"the and of a",
+		"running runs running ran runner running runs",
+		"na\xc3\xafve caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac "
+		"na\xc3\xafve "
+		"running",
+		/* 64 letters ending in "ings", which the stemmer cuts */
+		LONG64 " stemming",
+		LONG64 "7 stemming",
+		LONG64 "\xc3\xa9 stemming the " LONG64 "es",
+	};
+	size_t n = sizeof(special) / sizeof(*special);
+
+	if (i >= 17 && (size_t)(i - 17) < n) {
+		snprintf(text, 512, "%s", special[i - 17]);
+		return strlen(text);
+	}
+	return persist_text(seed, text);
+}
+
 static void prepared_equals_put(const struct text_index_opts *opts)
 {
-	struct text_index *a, *b;
-	struct text_prep *p;
-	unsigned seed = 7;
+	struct text_index *a, *b, *c;
+	struct text_prep *p, *pq;
+	struct text_results ra, rc;
+	unsigned seed = 7, qseed;
+	char q[256];
+	size_t j;
 	char id[32], text[512];
 	uint32_t doc[400];
 	size_t len, la, lb;
@@ -2025,13 +2063,7 @@ static void prepared_equals_put(const struct text_index_opts *opts)
 	cr_assert_eq(text_prep_new(b, &p), 0);
 	/* analysed in one pass, before any of them is put */
 	for (i = 0; i < 400; i++) {
-		if (i == 17)
-			len = 0;
-		else if (i == 18)
-			len = (size_t)snprintf(text, sizeof(text),
-					       "the and of a");
-		else
-			len = persist_text(&seed, text);
+		len = prep_text(i, &seed, text);
 		cr_assert_eq(text_prep_add(p, text, len, &doc[i]), 0);
 		cr_assert_eq(doc[i], (uint32_t)i);
 		snprintf(id, sizeof(id), "d%d", i % 350); /* 50 replaced */
@@ -2051,8 +2083,55 @@ static void prepared_equals_put(const struct text_index_opts *opts)
 	sb = save_bytes(b, &lb);
 	cr_assert_eq(la, lb);
 	cr_assert_eq(memcmp(sa, sb, la), 0);
+	free(sb);
+	/*
+	 * The batch keeps b's term numbers: the same batch put into another
+	 * index (whose numbers differ: it has seen other terms first) must
+	 * not use them.
+	 */
+	cr_assert_eq(text_index_new_opts(opts, &c), 0);
+	cr_assert_eq(text_index_put(c, "other", "zebra quokka and wombat", 23),
+		     0);
+	cr_assert_eq(text_index_del(c, "other"), 0);
+	for (i = 0; i < 400; i++) {
+		snprintf(id, sizeof(id), "d%d", i % 350);
+		cr_assert_eq(text_index_put_prepared(c, id, p, doc[i]), 0);
+		if (i == 200)
+			cr_assert_eq(text_index_del(c, "d3"), 0);
+	}
+	qseed = 11;
+	for (i = 0; i < 200; i++) {
+		persist_query(&qseed, q);
+		cr_assert_eq(text_index_search(a, q, 20, NULL, NULL, &ra), 0);
+		cr_assert_eq(text_index_search(c, q, 20, NULL, NULL, &rc), 0);
+		cr_assert_eq(ra.n, rc.n, "%s", q);
+		for (j = 0; j < ra.n; j++) {
+			cr_assert_str_eq(ra.hits[j].id, rc.hits[j].id);
+			cr_assert_eq(ra.hits[j].score, rc.hits[j].score);
+		}
+		text_results_free(&ra);
+		text_results_free(&rc);
+	}
+	text_index_free(c);
+	/* analysed and put in turns: the cache grows with the batch */
+	seed = 7;
+	cr_assert_eq(text_index_new_opts(opts, &c), 0);
+	cr_assert_eq(text_prep_new(c, &pq), 0);
+	for (i = 0; i < 400; i++) {
+		len = prep_text(i, &seed, text);
+		cr_assert_eq(text_prep_add(pq, text, len, &doc[i]), 0);
+		snprintf(id, sizeof(id), "d%d", i % 350);
+		cr_assert_eq(text_index_put_prepared(c, id, pq, doc[i]), 0);
+		if (i == 200)
+			cr_assert_eq(text_index_del(c, "d3"), 0);
+	}
+	sb = save_bytes(c, &lb);
+	cr_assert_eq(la, lb);
+	cr_assert_eq(memcmp(sa, sb, la), 0);
 	free(sa);
 	free(sb);
+	text_prep_free(pq);
+	text_index_free(c);
 	text_prep_free(p);
 	text_index_free(a);
 	text_index_free(b);

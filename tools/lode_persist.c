@@ -484,9 +484,33 @@ static int lode_pfile_check(const struct lode_pfile *f, struct lode_bar *bar,
 	return rc;
 }
 
+/*
+ * The grammar check of files[1..n), on a thread of its own while the
+ * first file is imported (see lode_cmd_import).
+ */
+struct lode_check {
+	pthread_t thread;
+	const struct lode_pfile *files;
+	size_t n;
+	int rc, started;
+};
+
+static void *lode_check_run(void *arg)
+{
+	struct lode_check *k = arg;
+	struct lode_bar off;
+	size_t i;
+
+	lode_bar_start(&off, 0, "", 0);
+	for (i = 1; i < k->n && !k->rc; i++)
+		k->rc = lode_pfile_check(&k->files[i], &off, 0, 0);
+	return NULL;
+}
+
 int lode_cmd_import(int argc, char **argv)
 {
 	struct lode_pfile *files = NULL;
+	struct lode_check check = { 0 };
 	struct lode_bar bar;
 	struct lode_ctx c;
 	size_t n = 0, i, big, done = 0;
@@ -534,10 +558,29 @@ int lode_cmd_import(int argc, char **argv)
 	progress = !quiet && isatty(STDERR_FILENO);
 	for (i = 1; i < n; i++)
 		bytes += files[i].len;
-	lode_bar_start(&bar, progress && bytes, "(checking JSON)", bytes);
-	for (i = 1; i < n && !rc; i++) {
-		rc = lode_pfile_check(&files[i], &bar, checked, bytes);
-		checked += files[i].len;
+	/*
+	 * Without a progress bar the check runs on a thread while the first
+	 * file is imported: that import leaves a core idle part of the time
+	 * (putting its batch, the commit), and checking first was 0.3-0.5 s
+	 * of 100,000 nodes on one core.  The first file's commit changes
+	 * nothing on disk (no log segments, and no checkpoint is written if
+	 * the check fails), and the check is waited for before anything
+	 * else, so the outcome and the messages are those of checking first.
+	 * With a bar, the check draws its own line first, as before.
+	 */
+	check.files = files;
+	check.n = n;
+	if (!progress && n > 1 &&
+	    !pthread_create(&check.thread, NULL, lode_check_run, &check)) {
+		check.started = 1;
+		lode_bar_start(&bar, 0, "", 0);
+	} else {
+		lode_bar_start(&bar, progress && bytes, "(checking JSON)",
+			       bytes);
+		for (i = 1; i < n && !rc; i++) {
+			rc = lode_pfile_check(&files[i], &bar, checked, bytes);
+			checked += files[i].len;
+		}
 	}
 	if (rc) {
 		if (bar.drawn)
@@ -553,6 +596,15 @@ int lode_cmd_import(int argc, char **argv)
 		rc = persist_import_flags(c.store, files[i].name, files[i].data,
 					  files[i].len, PERSIST_UNLOGGED,
 					  lode_bar_progress, &bar);
+		if (i == 0 && check.started) {
+			pthread_join(check.thread, NULL);
+			check.started = 0;
+			if (check.rc) {
+				/* what the check found comes first */
+				lode_err("nothing was imported");
+				goto out;
+			}
+		}
 		if (rc) {
 			if (bar.drawn)
 				fputc('\n', stderr);
