@@ -10,6 +10,7 @@
 
 #include "core/store_ann.h"
 #include "core/vec_hnsw.h"
+#include "core/vec_int.h"
 
 #define ANN_PREFIX	"vector_store/"
 #define ANN_MAGIC	"LANN\0\0\0\1"
@@ -993,6 +994,7 @@ int store_ann_search(struct store_ann *a, const char *coll, const float *query,
 	struct ann_ns *ns;
 	size_t nc = 0, cap = 0, live, breadth, ng = 0, i, j, out, nq = 0;
 	size_t nnov = 0, capnov = 0;
+	double qq = 0;
 	int rc = 0;
 
 	*hits = NULL;
@@ -1006,6 +1008,8 @@ int store_ann_search(struct store_ann *a, const char *coll, const float *query,
 		goto out;
 	}
 	live = hnsw_size(ns->g) - hnsw_deleted(ns->g);
+	/* vec_cosine's value, the query's norm taken once */
+	qq = vec_dot_double(query, query, dim);
 	pthread_mutex_lock(&a->mu);
 	/* mostly unlinked yet (a build under way): the exact scan is faster */
 	if (ns->pend_live > live || ns->pend_novec > ANN_NOVEC_MAX ||
@@ -1041,7 +1045,7 @@ int store_ann_search(struct store_ann *a, const char *coll, const float *query,
 			rc = ann_cand_add(&nov, &nnov, &capnov, p->key, 0);
 			continue;
 		}
-		s = vec_cosine(query, p->vec, dim);
+		s = vec_score_double(query, qq, p->vec, dim);
 		if (!isnan(s))
 			rc = ann_cand_add(&c, &nc, &cap, p->key, s);
 	}
@@ -1099,7 +1103,7 @@ out:
 		int r = engine_get(a->eng, coll, c[i].key, &type, &row, &len);
 
 		if (r == 0 && type == ENGINE_VEC && len == dim * sizeof(float))
-			c[i].score = vec_cosine(query, row, dim);
+			c[i].score = vec_score_double(query, qq, row, dim);
 		else if (r == 0 || r == -ENOENT)
 			c[i].score = NAN;
 		else

@@ -52,8 +52,10 @@ struct hnsw {
 	unsigned m, m0, efc;
 	double ml;
 	uint64_t seed;
+	const char *kern; /* name of the kernel family below */
 	hnsw_hdot_fn *hdot;
 	hnsw_hhdot_fn *hhdot;
+	hnsw_f2h_row_fn *f2h_row;
 	_Atomic uint32_t n;
 	_Atomic size_t ndeleted;
 	pthread_mutex_t grow_mu;
@@ -103,12 +105,8 @@ static float hnsw_inv_norm(const float *row, uint32_t dim)
 static void hnsw_set_row(const struct hnsw *h, struct hnsw_chunk *c, size_t s,
 			 const float *row)
 {
-	uint16_t *hv = c->half + s * h->dim;
-	float inv = hnsw_inv_norm(row, h->dim);
-	uint32_t i;
-
-	for (i = 0; i < h->dim; i++)
-		hv[i] = hnsw_f2h(row[i] * inv);
+	h->f2h_row(row, hnsw_inv_norm(row, h->dim), c->half + s * h->dim,
+		   h->dim);
 	c->hash[s] = XXH3_64bits(row, h->dim * sizeof(float));
 }
 
@@ -189,6 +187,7 @@ out:
 
 int hnsw_new(const struct hnsw_params *p, struct hnsw **out)
 {
+	const struct hnsw_kern *k;
 	struct hnsw *h;
 	size_t i;
 
@@ -204,8 +203,11 @@ int hnsw_new(const struct hnsw_params *p, struct hnsw **out)
 	h->efc = p->ef_construction ? p->ef_construction : HNSW_EFC_DEFAULT;
 	h->ml = 1.0 / log((double)p->m);
 	h->seed = p->seed;
-	h->hdot = hnsw_pick_hdot();
-	h->hhdot = hnsw_pick_hhdot();
+	k = hnsw_kern_get();
+	h->kern = k->name;
+	h->hdot = k->hdot;
+	h->hhdot = k->hhdot;
+	h->f2h_row = k->f2h_row;
 	h->top = -1;
 	pthread_mutex_init(&h->grow_mu, NULL);
 	pthread_mutex_init(&h->ep_mu, NULL);
@@ -257,6 +259,11 @@ size_t hnsw_deleted(const struct hnsw *h)
 uint32_t hnsw_dim(const struct hnsw *h)
 {
 	return h->dim;
+}
+
+const char *hnsw_kernel(const struct hnsw *h)
+{
+	return h->kern;
 }
 
 const char *hnsw_key(const struct hnsw *h, uint32_t id)

@@ -11,7 +11,9 @@
  * row normalised in IEEE half floats (half the bytes a search waits for)
  * and the xxh3 of the float32 row as given, not the row itself; a query is
  * normalised once in float32, so a comparison is one dot product
- * (AVX-512 / AVX2+F16C / plain C, chosen at run time).  Scores from the
+ * (AVX-512 / AVX2+F16C / plain C, chosen at run time: the family of the
+ * float32 kernel vec_kernel_name() of vec.h names when the graph is made,
+ * so LODEFS_VEC_KERNEL and vec_kernel_select force both).  Scores from the
  * graph are approximate cosines (relative error ~1e-3); callers that need
  * the exact double cosine of vec.h recompute it from their own rows.
  *
@@ -61,6 +63,8 @@ int hnsw_state(const struct hnsw *h, uint32_t id);
 size_t hnsw_size(const struct hnsw *h);	   /* nodes, any state */
 size_t hnsw_deleted(const struct hnsw *h); /* nodes in state DELETED */
 uint32_t hnsw_dim(const struct hnsw *h);
+/* The graph's kernel family: "avx512", "avx2" or "generic". */
+const char *hnsw_kernel(const struct hnsw *h);
 const char *hnsw_key(const struct hnsw *h, uint32_t id);
 
 /* Result filter for a LIVE node: 1 to return it, 0 to skip it. */

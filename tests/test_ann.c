@@ -15,6 +15,7 @@
 #include "core/store_int.h"
 #include "core/vec.h"
 #include "core/vec_hnsw.h"
+#include "core/vec_hnsw_int.h"
 
 #define DIM	 32
 #define NROWS	 3000
@@ -184,7 +185,8 @@ TestSuite(ann, .init = setup, .fini = teardown, .timeout = 300);
 
 /* --- the graph alone --------------------------------------------------- */
 
-Test(ann, graph_recall_at_default_ef)
+/* recall@10 of a fresh graph at the default ef; *kern gets its kernels */
+static double graph_recall(const char **kern)
 {
 	struct hnsw_params p = { .dim = DIM,
 				 .m = HNSW_M_DEFAULT,
@@ -195,6 +197,7 @@ Test(ann, graph_recall_at_default_ef)
 	char key[16];
 
 	cr_assert_eq(hnsw_new(&p, &h), 0);
+	*kern = hnsw_kernel(h);
 	for (i = 0; i < NROWS; i++) {
 		snprintf(key, sizeof(key), "%zu", i);
 		cr_assert_eq(hnsw_add(h, rows + i * DIM, key, HNSW_LIVE, NULL),
@@ -225,13 +228,319 @@ Test(ann, graph_recall_at_default_ef)
 		for (j = 0; j < n; j++) {
 			if (j)
 				cr_assert_geq(hits[j - 1].sim, hits[j].sim);
+			/* the graph's score is the cosine to ~1e-3 */
+			cr_assert_leq(
+				fabs(hits[j].sim -
+				     vec_cosine(queries + i * DIM,
+						rows + hits[j].id * DIM, DIM)),
+				4e-3, "%s: node %u", *kern, hits[j].id);
 			for (m = 0; m < K; m++)
 				hit += hits[j].id == best[m].id;
 		}
 	}
-	cr_assert_geq((double)hit / (NQ * K), 0.95, "recall %.3f",
-		      (double)hit / (NQ * K));
 	hnsw_free(h);
+	return (double)hit / (NQ * K);
+}
+
+Test(ann, graph_recall_at_default_ef)
+{
+	const char *kern;
+	double r = graph_recall(&kern);
+
+	cr_assert_geq(r, 0.95, "recall %.3f (%s)", r, kern);
+}
+
+/*
+ * Every kernel family this CPU runs builds and searches a graph as well:
+ * vec_kernel_select, the switch of the float32 kernels, also picks the
+ * half-float ones of graphs made after it.
+ */
+Test(ann, graph_recall_with_every_kernel)
+{
+	const char *names[8], *kern;
+	int nk = vec_kernel_list(names, 8), ki, seen = 0;
+	double r;
+
+	cr_assert_geq(nk, 1);
+	for (ki = 0; ki < nk; ki++) {
+		const struct hnsw_kern *want = hnsw_kern_find(names[ki]);
+
+		cr_assert_eq(vec_kernel_select(names[ki]), 0);
+		r = graph_recall(&kern);
+		cr_assert_str_eq(kern, hnsw_kern_get()->name);
+		if (want) {
+			cr_assert_str_eq(kern, names[ki]);
+			seen++;
+		}
+		cr_assert_geq(r, 0.95, "recall %.3f with %s", r, kern);
+	}
+	/* plain C always runs, and the families this CPU runs all ran */
+	cr_assert_eq(seen, hnsw_kern_list(names, 8));
+	cr_assert_eq(vec_kernel_select(NULL), 0);
+}
+
+static void env_generic(void)
+{
+	setenv("LODEFS_VEC_KERNEL", "generic", 1);
+}
+
+/* Each test runs in a fresh process: the choice is made at first use. */
+Test(ann_kern, environment_forces_both_families, .init = env_generic)
+{
+	struct hnsw_params p = { .dim = 8, .m = 4 };
+	struct hnsw *h;
+
+	cr_assert_eq(hnsw_new(&p, &h), 0);
+	cr_assert_str_eq(vec_kernel_name(), "generic");
+	cr_assert_str_eq(hnsw_kernel(h), "generic");
+	hnsw_free(h);
+}
+
+Test(ann_kern, names)
+{
+	const char *names[8];
+	int n = hnsw_kern_list(names, 8), i;
+
+	cr_assert_geq(n, 1);
+	cr_assert_str_eq(names[n - 1], "generic");
+	for (i = 0; i < n; i++)
+		cr_assert_eq(hnsw_kern_find(names[i])->name, names[i]);
+	cr_assert_null(hnsw_kern_find("sse9"));
+	cr_assert_str_eq(hnsw_kern_get()->name, names[0]);
+}
+
+/* --- half floats ------------------------------------------------------- */
+
+static float f_of(uint32_t x)
+{
+	float f;
+
+	memcpy(&f, &x, 4);
+	return f;
+}
+
+Test(ann_kern, f2h_rounds_to_nearest_even)
+{
+	/* 1 + 2^-11 is half-way between 1 and 1 + 2^-10: the even one */
+	cr_assert_eq(hnsw_f2h(1.0f + 0x1p-11f), 0x3c00);
+	cr_assert_eq(hnsw_f2h(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01);
+	cr_assert_eq(hnsw_f2h(1.0f + 0x1p-11f - 0x1p-20f), 0x3c00);
+	/* 1 + 3 * 2^-11: half-way between odd 0x3c01 and even 0x3c02 */
+	cr_assert_eq(hnsw_f2h(1.0f + 3 * 0x1p-11f), 0x3c02);
+	cr_assert_eq(hnsw_f2h(-(1.0f + 3 * 0x1p-11f)), 0xbc02);
+	/* rounding up carries into the exponent */
+	cr_assert_eq(hnsw_f2h(2.0f - 0x1p-12f), 0x4000);
+	cr_assert_eq(hnsw_f2h(1.0f), 0x3c00);
+	cr_assert_eq(hnsw_f2h(-0.5f), 0xb800);
+	cr_assert_eq(hnsw_f2h(0.0f), 0);
+	cr_assert_eq(hnsw_f2h(-0.0f), 0x8000);
+}
+
+Test(ann_kern, f2h_flushes_and_saturates)
+{
+	cr_assert_eq(hnsw_f2h(0x1p-14f), 0x0400); /* smallest normal */
+	cr_assert_eq(hnsw_f2h(0x1p-15f), 0);	  /* a subnormal: flushed */
+	cr_assert_eq(hnsw_f2h(-0x1p-15f), 0x8000);
+	cr_assert_eq(hnsw_f2h(1e-30f), 0);
+	cr_assert_eq(hnsw_f2h(65504.0f), 0x7bff);
+	cr_assert_eq(hnsw_f2h(65519.0f), 0x7bff);
+	cr_assert_eq(hnsw_f2h(65520.0f), 0x7bff); /* not infinity */
+	cr_assert_eq(hnsw_f2h(-65520.0f), 0xfbff);
+	cr_assert_eq(hnsw_f2h(1e30f), 0x7bff);
+	cr_assert_eq(hnsw_f2h(-1e30f), 0xfbff);
+	cr_assert_eq(hnsw_f2h(f_of(0x7f800000)), 0x7bff); /* infinity */
+}
+
+/* Every finite normal half (and zero) comes back as itself. */
+Test(ann_kern, h2f_f2h_round_trip)
+{
+	uint32_t h;
+
+	for (h = 0; h < 0x10000; h++) {
+		uint32_t e = (h >> 10) & 0x1f;
+
+		if (e == 0x1f || (e == 0 && (h & 0x3ff)))
+			continue; /* inf/nan, subnormals: never made */
+		cr_assert_eq(hnsw_f2h(hnsw_h2f((uint16_t)h)), h, "%#x", h);
+	}
+	cr_assert_float_eq(hnsw_h2f(0x3c00), 1.0f, 0);
+	cr_assert_float_eq(hnsw_h2f(0x0400), 0x1p-14f, 0);
+	cr_assert_float_eq(hnsw_h2f(0xfbff), -65504.0f, 0);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("f16c"))) static uint16_t hw_f2h(float f)
+{
+	return (uint16_t)_mm_extract_epi16(
+		_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+
+/* In the normal range f2h is the hardware's conversion, bit for bit. */
+Test(ann_kern, f2h_matches_f16c)
+{
+	uint32_t i;
+
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("f16c"))
+		cr_skip_test("no F16C");
+	rng_state = 0xf16c;
+	for (i = 0; i < 2000000; i++) {
+		/* exponents from 2^-14 to 2^15: every normal half */
+		uint32_t x = (uint32_t)(rnd() * 4294967296.0);
+		uint32_t e = (x >> 23) & 0xff;
+		float f;
+
+		e = 113 + e % 30;
+		x = (x & 0x807fffffu) | (e << 23);
+		f = f_of(x);
+		if (fabsf(f) >= 65520.0f)
+			continue; /* where f2h saturates, F16C gives inf */
+		cr_assert_eq(hnsw_f2h(f), hw_f2h(f), "%a", (double)f);
+	}
+}
+#endif
+
+/*
+ * Each kernel's row conversion is hnsw_f2h of each scaled component, bit
+ * for bit: values around the flush (2^-14) and saturation (65520) edges,
+ * halfway cases, signed zeros, subnormal and infinite inputs, in rows of
+ * every length around the vector widths, unaligned too.
+ */
+Test(ann_kern, every_row_conversion_is_f2h)
+{
+	static const float edge[] = {
+		0.0f,
+		-0.0f,
+		0x1p-14f,
+		-0x1p-14f,
+		0x1.fffffep-15f,
+		0x1.ffep-15f,
+		0x1p-15f,
+		0x1p-149f,
+		65504.0f,
+		65519.99f,
+		65520.0f,
+		-65520.0f,
+		65536.0f,
+		1e30f,
+		1.0f + 0x1p-11f,
+		1.0f + 3 * 0x1p-11f,
+		0.5f,
+		-1.0f,
+		0x1.0p-1f,
+		0.1f,
+	};
+	const char *names[8];
+	int nk = hnsw_kern_list(names, 8), ki;
+	float row[80];
+	uint16_t got[80];
+	size_t rep, i, len, off;
+
+	for (ki = 0; ki < nk; ki++) {
+		const struct hnsw_kern *k = hnsw_kern_find(names[ki]);
+
+		rng_state = 0xc0de;
+		for (rep = 0; rep < 4000; rep++) {
+			float scale = rep % 3 ? (float)(rnd() * 2) : 1.0f;
+
+			len = 1 + rep % 64;
+			off = rep % 5;
+			for (i = 0; i < len; i++) {
+				if (rnd() < 0.3) {
+					row[off + i] =
+						edge[(size_t)(rnd() * 20) % 20];
+				} else {
+					/* exponents 2^-20 .. 2^17, either sign */
+					uint32_t x = (uint32_t)(rnd() *
+								4294967296.0);
+
+					x = (x & 0x807fffffu) |
+					    ((107 + (x >> 23) % 38) << 23);
+					row[off + i] = f_of(x);
+				}
+			}
+			if (rep == 7)
+				row[off] = f_of(0x7f800000); /* infinity */
+			k->f2h_row(row + off, scale, got + off, (uint32_t)len);
+			for (i = 0; i < len; i++)
+				cr_assert_eq(got[off + i],
+					     hnsw_f2h(row[off + i] * scale),
+					     "%s: %a * %a -> %#x, f2h %#x",
+					     k->name, (double)row[off + i],
+					     (double)scale, got[off + i],
+					     hnsw_f2h(row[off + i] * scale));
+		}
+	}
+}
+
+/* --- the half-float dot kernels ---------------------------------------- */
+
+/*
+ * Each kernel against the exact dot product (in double) of the same
+ * float32 query and half-float row, for lengths around every vector
+ * width and tail, on unaligned pointers too.  Every product is exact in
+ * float32 (11-bit by 24-bit mantissas under FMA, and h2f is exact), so
+ * the only error is the float32 summation of dim terms in any order:
+ * at most dim * 2^-24 * sum |q_i h_i| (first order; the bound below adds
+ * 1%).  A kernel that drops or repeats a tail element misses by a whole
+ * term, far above it.
+ */
+Test(ann_kern, every_kernel_within_the_summation_bound)
+{
+	static const uint32_t dims[] = { 1,  2,	 3,  7,	 8,  9,	  15,  16,
+					 17, 31, 32, 33, 47, 100, 384, 1000 };
+	const char *names[8];
+	int nk = hnsw_kern_list(names, 8), ki;
+	float *q = malloc((1001 + 1) * sizeof(float));
+	uint16_t *a = malloc((1001 + 1) * sizeof(uint16_t));
+	uint16_t *b = malloc((1001 + 1) * sizeof(uint16_t));
+	size_t di, rep, i;
+
+	for (ki = 0; ki < nk; ki++) {
+		const struct hnsw_kern *k = hnsw_kern_find(names[ki]);
+
+		cr_assert_not_null(k);
+		rng_state = 0xd07;
+		for (di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
+			for (rep = 0; rep < 20; rep++) {
+				uint32_t d = dims[di];
+				size_t off = rep & 1; /* unaligned rows */
+				double ref = 0, mag = 0, rh = 0, mh = 0;
+				double bound, bh, got;
+
+				for (i = 0; i < d; i++) {
+					q[off + i] = (float)(2 * rnd() - 1);
+					a[off + i] = hnsw_f2h(
+						(float)(2 * rnd() - 1));
+					b[off + i] = hnsw_f2h(
+						(float)(2 * rnd() - 1));
+				}
+				for (i = 0; i < d; i++) {
+					double x = hnsw_h2f(a[off + i]);
+					double y = hnsw_h2f(b[off + i]);
+
+					ref += q[off + i] * x;
+					mag += fabs(q[off + i] * x);
+					rh += x * y;
+					mh += fabs(x * y);
+				}
+				bound = 1.01 * d * 0x1p-24 * mag + 1e-30;
+				bh = 1.01 * d * 0x1p-24 * mh + 1e-30;
+				got = k->hdot(q + off, a + off, d);
+				cr_assert_leq(fabs(got - ref), bound,
+					      "%s hdot dim %u: %.9g vs %.9g",
+					      k->name, d, got, ref);
+				got = k->hhdot(a + off, b + off, d);
+				cr_assert_leq(fabs(got - rh), bh,
+					      "%s hhdot dim %u: %.9g vs %.9g",
+					      k->name, d, got, rh);
+			}
+	}
+	free(q);
+	free(a);
+	free(b);
 }
 
 /* --- through the store ------------------------------------------------- */
