@@ -20,8 +20,10 @@
 
 #define S3_BACKOFF_BASE_MS 50
 #define S3_BACKOFF_CAP_MS  2000
-#define S3_ERR_BODY_MAX	   (64u << 10)
-#define S3_CONNECT_MAX_MS  10000L
+/* A retry is not worth starting with less than this left of the budget. */
+#define S3_RETRY_LAST_MS  50
+#define S3_ERR_BODY_MAX	  (64u << 10)
+#define S3_CONNECT_MAX_MS 10000L
 
 /* The SHA-256 of nothing: the payload hash of GET, HEAD and DELETE. */
 static const char s3_empty_sha256[] =
@@ -741,8 +743,22 @@ int s3_request(struct s3_backend *s, const struct s3_req *req,
 			break;
 		delay = s3_backoff_ms(s, attempt);
 		now = s3_now_ms();
-		if (now + delay >= start + s->cfg.timeout_ms)
-			break;
+		if (now + delay >= start + s->cfg.timeout_ms) {
+			/*
+			 * A draw that does not fit what is left of the budget:
+			 * wait half of what is left instead and try again, so
+			 * that one long draw early does not give up most of
+			 * the budget; stop when too little is left for a try.
+			 */
+			uint64_t left =
+				start + s->cfg.timeout_ms > now
+					? start + s->cfg.timeout_ms - now
+					: 0;
+
+			if (left < 2 * S3_RETRY_LAST_MS)
+				break;
+			delay = left / 2;
+		}
 		atomic_fetch_add(&s->stats.retries, 1);
 		s3_sleep_ms(delay);
 	}
