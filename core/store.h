@@ -517,15 +517,16 @@ char *store_hits_json(const struct store_query *q, const struct store_hit *hits,
 
 /* The HNSW graphs of a store (core/store_ann.h). */
 struct store_ann_stats {
-	uint64_t graphs;	/* namespaces with a graph */
-	uint64_t nodes;		/* graph nodes, deleted included */
-	uint64_t deleted;	/* deleted nodes still in graphs */
-	uint64_t pending;	/* rows queued, not yet in a graph */
-	uint64_t loaded;	/* graphs loaded from the checkpoint at open */
-	uint64_t built;		/* graphs started from scratch since open */
-	uint64_t discarded;	/* loaded graphs that did not match and were
+	uint64_t graphs;	 /* namespaces with a graph */
+	uint64_t nodes;		 /* graph nodes, deleted included */
+	uint64_t deleted;	 /* deleted nodes still in graphs */
+	uint64_t pending;	 /* rows queued, not yet in a graph */
+	uint64_t pending_copies; /* of those, queued with a copy of the row */
+	uint64_t loaded;	 /* graphs loaded from the checkpoint at open */
+	uint64_t built;		 /* graphs started from scratch since open */
+	uint64_t discarded;	 /* loaded graphs that did not match and were
 			       dropped */
-	uint64_t searches;	/* vector queries answered from a graph */
+	uint64_t searches;	 /* vector queries answered from a graph */
 	uint64_t saves;		/* checkpoints written when a build completed */
 	uint64_t save_failures; /* such checkpoints that failed */
 };

@@ -345,7 +345,14 @@ void store_ann_observe(struct store_ann *a, const char *coll, const char *key,
 			ns->bad = 1;
 		goto out;
 	}
-	if (ann_apply(a, ns, key, type == ENGINE_VEC ? data : NULL, 0))
+	/*
+	 * A row of the checkpoint that its graph lacks (one saved while a
+	 * build was under way) is queued by key, as a fill does: the engine
+	 * keeps the row, and a copy of each would cost the vectors' size
+	 * again (1.5 GB at 1M x 384).
+	 */
+	if (ann_apply(a, ns, key, type == ENGINE_VEC ? data : NULL,
+		      (flags & ENGINE_OBS_CHECKPOINT) != 0))
 		ns->bad = 1; /* out of memory: rebuilt later from the engine */
 out:
 	if (ns && ns->bad && a->started) {
@@ -786,6 +793,7 @@ void store_ann_get_stats(struct store_ann *a, struct store_ann_stats *st)
 		st->deleted += hnsw_deleted(ns->g);
 		pthread_mutex_lock(&a->mu);
 		st->pending += ns->pend_live;
+		st->pending_copies += ns->pend_live - ns->pend_novec;
 		pthread_mutex_unlock(&a->mu);
 	}
 	st->loaded = a->loaded;
