@@ -597,6 +597,40 @@ out_unlock:
 	return rc;
 }
 
+int engine_get_each(struct engine *e, const char *coll, const char *const *keys,
+		    size_t n, engine_each_fn *fn, void *arg)
+{
+	struct eng_ent *ents[ENG_FIND_MANY];
+	const struct eng_coll *c;
+	size_t i, j, m;
+	int rc = 0;
+
+	if (!e || !fn || (n && (!keys || !coll)))
+		return -EINVAL;
+	pthread_rwlock_rdlock(&e->lock);
+	c = eng_coll_find(e, coll);
+	for (i = 0; i < n && !rc; i += m) {
+		m = n - i < ENG_FIND_MANY ? n - i : ENG_FIND_MANY;
+		eng_ent_find_many(c, keys + i, m, ents);
+		for (j = 0; j < m && !rc; j++) {
+			const void *v;
+			size_t len;
+
+			if (!ents[j] || ents[j]->type == ENGINE_NONE) {
+				rc = fn(arg, i + j, ENGINE_NONE, NULL, 0);
+				continue;
+			}
+			rc = eng_value_read(e, c, ents[j], &v, &len);
+			if (!rc)
+				rc = fn(arg, i + j,
+					(enum engine_type)ents[j]->type, v,
+					len);
+		}
+	}
+	pthread_rwlock_unlock(&e->lock);
+	return rc;
+}
+
 int engine_exists(struct engine *e, const char *coll, const char *key)
 {
 	const struct eng_coll *c;

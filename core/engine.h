@@ -292,6 +292,21 @@ int engine_ref_check(struct engine *e, const struct engine_ref *ref, size_t off,
 /* Releases a ref and zeroes it.  Accepts a zeroed ref (and NULL). */
 void engine_ref_release(struct engine *e, struct engine_ref *ref);
 
+/*
+ * Reads keys[0..n) of coll under one read lock, without copying: fn(arg,
+ * i, type, data, len) for each, in order, data valid only during the call
+ * (type ENGINE_NONE, data NULL, len 0 if keys[i] is absent).  Values are
+ * checked as engine_get checks them.  The lookups of the keys overlap in
+ * memory, so that a few scattered values (the hits of an approximate
+ * search, to rescore) cost about one memory latency, not one each.  fn
+ * must not call into the engine.  Returns 0, -EIO as engine_get (no more
+ * calls then), or fn's nonzero return.
+ */
+typedef int engine_each_fn(void *arg, size_t i, enum engine_type type,
+			   const void *data, size_t len);
+int engine_get_each(struct engine *e, const char *coll, const char *const *keys,
+		    size_t n, engine_each_fn *fn, void *arg);
+
 /* Returns 1 if coll/key exists, else 0. */
 int engine_exists(struct engine *e, const char *coll, const char *key);
 

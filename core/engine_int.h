@@ -553,6 +553,15 @@ int eng_cstamp_cmp(const struct engine *e, const struct eng_cstamp *a,
 struct eng_coll *eng_coll_find(const struct engine *e, const char *name);
 struct eng_coll *eng_coll_get(struct engine *e, const char *name);
 struct eng_ent *eng_ent_find(const struct eng_coll *c, const char *key);
+/*
+ * eng_ent_find for keys[0..n) at once (n at most ENG_FIND_MANY), the
+ * memory of each step asked for ahead of the next (index slots, then
+ * entries, then their keys and vector rows), so that the misses of
+ * different keys overlap instead of following one another.
+ */
+#define ENG_FIND_MANY 64
+void eng_ent_find_many(const struct eng_coll *c, const char *const *keys,
+		       size_t n, struct eng_ent **out);
 /* Makes room for n more entries; entry pointers are then invalid. */
 int eng_coll_reserve(struct engine *e, struct eng_coll *c, size_t n);
 /*

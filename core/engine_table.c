@@ -205,6 +205,47 @@ struct eng_ent *eng_ent_find(const struct eng_coll *c, const char *key)
 	return eng_ent_lookup(c, key, eng_hash(key));
 }
 
+void eng_ent_find_many(const struct eng_coll *c, const char *const *keys,
+		       size_t n, struct eng_ent **out)
+{
+	uint32_t h[ENG_FIND_MANY];
+	size_t mask, i;
+
+	if (!c || !c->cap) {
+		for (i = 0; i < n; i++)
+			out[i] = NULL;
+		return;
+	}
+	mask = c->cap - 1;
+	for (i = 0; i < n; i++) {
+		h[i] = eng_hash(keys[i]);
+		__builtin_prefetch(&c->index[h[i] & mask]);
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t slot = c->index[h[i] & mask];
+
+		if (slot)
+			__builtin_prefetch(&c->ents[slot - 1]);
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t slot = c->index[h[i] & mask];
+
+		if (slot)
+			__builtin_prefetch(c->ents[slot - 1].key);
+	}
+	for (i = 0; i < n; i++) {
+		out[i] = eng_ent_lookup(c, keys[i], h[i]);
+		if (out[i] && out[i]->type == ENGINE_VEC) {
+			const char *row =
+				(const char *)eng_vec_row(c, out[i]->len);
+			size_t off, len = (size_t)c->dim * sizeof(float);
+
+			for (off = 0; off < len; off += 64)
+				__builtin_prefetch(row + off);
+		}
+	}
+}
+
 /*
  * Squeezes the holes out of the entry array into the new empty `index` of
  * icap slots (which it takes), shrinking the array to `want` entries if

@@ -991,6 +991,31 @@ static int ann_cand_add(struct ann_cand **v, size_t *n, size_t *cap,
 	return 0;
 }
 
+/*
+ * The exact double cosine of a hit from the engine's own row, read in
+ * place (engine_get_each: the hits' lookups overlap), so that scores
+ * equal the exact scan's; NaN for a row deleted since the search (or no
+ * longer of this size).
+ */
+struct ann_rescore {
+	const float *query;
+	double qq;
+	uint32_t dim;
+	struct ann_cand *c;
+};
+
+static int ann_rescore_fn(void *arg, size_t i, enum engine_type type,
+			  const void *data, size_t len)
+{
+	struct ann_rescore *r = arg;
+	double s = NAN;
+
+	if (type == ENGINE_VEC && len == r->dim * sizeof(float))
+		s = vec_score_double(r->query, r->qq, data, r->dim);
+	r->c[i].score = s == 0 ? 0.0 : s; /* not -0.0 */
+	return 0;
+}
+
 int store_ann_search(struct store_ann *a, const char *coll, const float *query,
 		     uint32_t dim, size_t k, unsigned ef,
 		     store_ann_allow_fn *allow, void *arg, size_t allowed,
@@ -1104,21 +1129,18 @@ out:
 	 * The exact double cosine from the engine's own row, so that scores
 	 * equal the exact scan's; a row deleted since the search is dropped.
 	 */
-	for (i = nq; i < nc && !rc; i++) {
-		enum engine_type type;
-		void *row = NULL;
-		size_t len;
-		int r = engine_get(a->eng, coll, c[i].key, &type, &row, &len);
+	if (!rc && nc > nq) {
+		struct ann_rescore rs = {
+			.query = query, .qq = qq, .dim = dim, .c = c + nq
+		};
+		const char **keys = malloc((nc - nq) * sizeof(*keys));
 
-		if (r == 0 && type == ENGINE_VEC && len == dim * sizeof(float))
-			c[i].score = vec_score_double(query, qq, row, dim);
-		else if (r == 0 || r == -ENOENT)
-			c[i].score = NAN;
-		else
-			rc = r;
-		free(row);
-		if (c[i].score == 0)
-			c[i].score = 0.0; /* -0.0 */
+		for (i = nq; keys && i < nc; i++)
+			keys[i - nq] = c[i].key;
+		rc = keys ? engine_get_each(a->eng, coll, keys, nc - nq,
+					    ann_rescore_fn, &rs)
+			  : -ENOMEM;
+		free(keys);
 	}
 	/* drop the NaN scores (rows gone or not finite) */
 	for (i = nq, j = nq; i < nc && !rc; i++) {

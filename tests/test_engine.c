@@ -275,6 +275,95 @@ Test(engine, vec_roundtrip_and_dim)
 	backend_close(be);
 }
 
+struct each_seen {
+	size_t calls, stop_at;
+	enum engine_type type[80];
+	float first[80];
+	size_t len[80];
+};
+
+static int each_fn(void *arg, size_t i, enum engine_type type, const void *data,
+		   size_t len)
+{
+	struct each_seen *s = arg;
+
+	cr_assert_lt(i, 80);
+	cr_assert_eq(i, s->calls, "keys out of order");
+	s->calls++;
+	s->type[i] = type;
+	s->len[i] = len;
+	if (type == ENGINE_NONE)
+		cr_assert_null(data);
+	else
+		memcpy(&s->first[i], data, sizeof(float));
+	return i + 1 == s->stop_at ? 7 : 0;
+}
+
+/*
+ * engine_get_each: values in place, in order, absent and deleted keys
+ * said so, more keys than one batch of lookups, from a checkpoint too.
+ */
+Test(engine, get_each_reads_in_place_in_order)
+{
+	static struct each_seen s;
+	struct backend *be = mem();
+	struct engine *e = eopen(be, "w");
+	float a[3] = { 1.5f, -2.0f, 3.25f }, b[3] = { -7.0f, 0, 1 };
+	const char *keys[80];
+	char names[80][8];
+	size_t i, round;
+
+	for (i = 0; i < 80; i++) {
+		snprintf(names[i], sizeof(names[i]), "k%zu", i);
+		keys[i] = names[i];
+		a[0] = (float)i;
+		/* every third key never written, every fifth deleted */
+		if (i % 3 == 0)
+			continue;
+		cr_assert_eq(put_vec(e, C_VEC, names[i], a, 3), 0);
+		if (i % 5 == 0)
+			cr_assert_eq(del(e, C_VEC, names[i]), 0);
+	}
+	cr_assert_eq(put_json(e, C_DATA, "j", "{\"x\": 1}"), 0);
+	for (round = 0; round < 2; round++) {
+		memset(&s, 0, sizeof(s));
+		cr_assert_eq(engine_get_each(e, C_VEC, keys, 80, each_fn, &s),
+			     0);
+		cr_assert_eq(s.calls, 80);
+		for (i = 0; i < 80; i++) {
+			if (i % 3 == 0 || i % 5 == 0) {
+				cr_assert_eq(s.type[i], ENGINE_NONE, "k%zu", i);
+				cr_assert_eq(s.len[i], 0);
+				continue;
+			}
+			cr_assert_eq(s.type[i], ENGINE_VEC, "k%zu", i);
+			cr_assert_eq(s.len[i], sizeof(a));
+			cr_assert(s.first[i] == (float)i, "k%zu", i);
+		}
+		/* the same from the checkpoint's rows */
+		cr_assert_eq(engine_checkpoint(e), 0);
+		engine_close(e);
+		e = eopen(be, "w");
+	}
+	/* fn's nonzero return stops the reads and is returned */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	cr_assert_eq(engine_get_each(e, C_VEC, keys, 80, each_fn, &s), 7);
+	cr_assert_eq(s.calls, 2);
+	/* another type, another collection, an unknown collection */
+	memset(&s, 0, sizeof(s));
+	keys[0] = "j";
+	cr_assert_eq(engine_get_each(e, C_DATA, keys, 1, each_fn, &s), 0);
+	cr_assert_eq(s.type[0], ENGINE_JSON);
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(engine_get_each(e, "nope", keys, 2, each_fn, &s), 0);
+	cr_assert_eq(s.calls, 2);
+	cr_assert_eq(s.type[1], ENGINE_NONE);
+	(void)b;
+	engine_close(e);
+	backend_close(be);
+}
+
 Test(engine, get_missing_returns_enoent)
 {
 	struct backend *be = mem();
