@@ -287,7 +287,11 @@ lodefs_umount() {
 	fi
 	wait "$pid"
 	rc=$?
-	[ "$rc" -eq 0 ] || diag "lodefs for $mnt exited with status $rc"
+	if [ "$rc" -ne 0 ]; then
+		diag "lodefs for $mnt exited with status $rc; its log:"
+		# now: a remount at the same place gets a new log
+		tail -n 40 "${LODEFS_LOGS[$mnt]:-/dev/null}" | diag
+	fi
 	return "$rc"
 }
 
