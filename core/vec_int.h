@@ -131,4 +131,45 @@ int vec_cp_is_word(uint32_t cp);
  */
 size_t vec_utf8_lower(const char *s, size_t n, char *out);
 
+/*
+ * Defines `static void name(type *c, size_t n, size_t k)`: rearranges c
+ * so that c[k - 1] holds the element with the k-th largest float `field`
+ * (1 <= k <= n), by quickselect.  A macro, not a function over void *, so
+ * that each candidate type keeps its own inlined comparisons and swaps
+ * (the exact scan and the int8 pass prune with it as they go).
+ */
+#define VEC_DEFINE_SELECT(name, type, field)                       \
+	static void name(type *c, size_t n, size_t k)              \
+	{                                                          \
+		size_t lo = 0, hi = n - 1, want = k - 1;           \
+                                                                   \
+		while (lo < hi) {                                  \
+			float pivot = c[lo + (hi - lo) / 2].field; \
+			size_t i = lo, j = hi;                     \
+                                                                   \
+			while (i <= j) {                           \
+				while (c[i].field > pivot)         \
+					i++;                       \
+				while (c[j].field < pivot)         \
+					j--;                       \
+				if (i <= j) {                      \
+					type t = c[i];             \
+                                                                   \
+					c[i] = c[j];               \
+					c[j] = t;                  \
+					i++;                       \
+					if (j == 0)                \
+						break;             \
+					j--;                       \
+				}                                  \
+			}                                          \
+			if (want <= j)                             \
+				hi = j;                            \
+			else if (want >= i)                        \
+				lo = i;                            \
+			else                                       \
+				break;                             \
+		}                                                  \
+	}
+
 #endif /* LODEFS_VEC_INT_H */

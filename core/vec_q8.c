@@ -492,39 +492,13 @@ struct vec_q8_run {
 	int active, want;
 };
 
+VEC_DEFINE_SELECT(vec_q8_select, struct vec_q8_cand, lo)
+
+/* The k-th largest lo (1 <= k <= n), which c[k - 1] then holds. */
 static float vec_q8_lo_at(struct vec_q8_cand *c, size_t n, size_t k)
 {
-	/* quickselect on lo: c[k - 1] gets the k-th largest */
-	size_t lo = 0, hi = n - 1, want = k - 1;
-
-	while (lo < hi) {
-		float pivot = c[lo + (hi - lo) / 2].lo;
-		size_t i = lo, j = hi;
-
-		while (i <= j) {
-			while (c[i].lo > pivot)
-				i++;
-			while (c[j].lo < pivot)
-				j--;
-			if (i <= j) {
-				struct vec_q8_cand t = c[i];
-
-				c[i] = c[j];
-				c[j] = t;
-				i++;
-				if (j == 0)
-					break;
-				j--;
-			}
-		}
-		if (want <= j)
-			hi = j;
-		else if (want >= i)
-			lo = i;
-		else
-			break;
-	}
-	return c[want].lo;
+	vec_q8_select(c, n, k);
+	return c[k - 1].lo;
 }
 
 /* thr = the k-th best lo; drops candidates whose hi is below it. */

@@ -63,38 +63,7 @@ static double vec_err_bound(uint32_t dim)
 }
 
 /* Rearranges c so that c[k - 1] holds the k-th largest s (1 <= k <= n). */
-static void vec_select(struct vec_fcand *c, size_t n, size_t k)
-{
-	size_t lo = 0, hi = n - 1, want = k - 1;
-
-	while (lo < hi) {
-		float pivot = c[lo + (hi - lo) / 2].s;
-		size_t i = lo, j = hi;
-
-		while (i <= j) {
-			while (c[i].s > pivot)
-				i++;
-			while (c[j].s < pivot)
-				j--;
-			if (i <= j) {
-				struct vec_fcand t = c[i];
-
-				c[i] = c[j];
-				c[j] = t;
-				i++;
-				if (j == 0)
-					break;
-				j--;
-			}
-		}
-		if (want <= j)
-			hi = j;
-		else if (want >= i)
-			lo = i;
-		else
-			break;
-	}
-}
+VEC_DEFINE_SELECT(vec_select, struct vec_fcand, s)
 
 /*
  * Raises the threshold to (k-th best float32 score) - 2E and drops the
